@@ -1,0 +1,88 @@
+"""``harness bench``: forward and forward+backward throughput of cells at given shapes.
+
+Each shape is ``T x B x I x H``. For every cell and shape we build the cell
+alone (no task head), run ``warmup`` untimed calls, then time ``repeats``
+calls and report the median, the quartiles and tokens per second
+(``B * T / median``). The backward pass differentiates ``out.sum()`` with
+respect to the input and every parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from harness.contract import CellSpec
+from harness.errors import HarnessError
+from harness.model import build_cell
+from harness.throughput import time_call
+
+BENCH_COLUMNS = ["cell", "device", "dtype", "T", "B", "I", "H", "layers", "pass", "median_s", "q25_s", "q75_s",
+                 "tokens_per_s", "us_per_step", "repeats", "status", "reason"]
+DEFAULT_SHAPES = "100x64x32x128,200x128x64x256,100x32x256x512"
+
+
+@dataclass(frozen=True)
+class Shape:
+    T: int
+    B: int
+    I: int
+    H: int
+
+    def __str__(self) -> str:
+        return f"{self.T}x{self.B}x{self.I}x{self.H}"
+
+
+def parse_shapes(text: str) -> list[Shape]:
+    """``"100x64x32x128,200x128x64x256"`` -> shapes (T x B x I x H)."""
+    shapes = []
+    for part in (p.strip() for p in text.split(",")):
+        m = re.fullmatch(r"(\d+)x(\d+)x(\d+)x(\d+)", part)
+        if not m:
+            raise HarnessError(f"bad shape {part!r}: write T x B x I x H, e.g. 100x64x32x128")
+        dims = tuple(int(v) for v in m.groups())
+        if min(dims) < 1 or max(dims) > 1_000_000:
+            raise HarnessError(f"bad shape {part!r}: every size must be between 1 and 1000000")
+        shapes.append(Shape(*dims))
+    return shapes
+
+
+def bench_cell(spec: CellSpec, shape: Shape, device: torch.device, dtype: torch.dtype, layers: int = 1,
+               warmup: int = 3, repeats: int = 10, seed: int = 0) -> list[dict[str, Any]]:
+    """Rows for the forward and forward+backward passes of one cell at one shape."""
+    base = {"cell": spec.name, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
+            **{"T": shape.T, "B": shape.B, "I": shape.I, "H": shape.H}, "layers": layers}
+    reason = spec.unavailable_reason(device, dtype)
+    if reason:
+        return [{**base, "pass": p, "status": "skipped", "reason": reason} for p in ("forward", "forward+backward")]
+    torch.manual_seed(seed)
+    try:
+        cell = build_cell(spec, shape.I, shape.H, layers).to(device=device, dtype=dtype)
+        x = torch.randn(shape.T, shape.B, shape.I, device=device, dtype=dtype)
+        x_grad = x.clone().requires_grad_(True)
+
+        def forward() -> None:
+            with torch.no_grad():
+                cell(x)
+
+        def forward_backward() -> None:
+            cell.zero_grad(set_to_none=True)
+            x_grad.grad = None
+            out, _ = cell(x_grad)
+            out.sum().backward()
+
+        rows = []
+        passes: list[tuple[str, Callable[[], None]]] = [("forward", forward), ("forward+backward", forward_backward)]
+        for name, fn in passes:
+            t = time_call(fn, device, warmup=warmup, repeats=repeats)
+            rows.append({**base, "pass": name, "median_s": t.median, "q25_s": t.q25, "q75_s": t.q75,
+                         "tokens_per_s": shape.B * shape.T / t.median, "us_per_step": t.median / shape.T * 1e6,
+                         "repeats": t.repeats, "status": "ok", "reason": ""})
+        return rows
+    except Exception as exc:  # a broken cell is reported, the others are still timed
+        text = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {text[0] if text else ''}"
+        return [{**base, "pass": p, "status": "failed", "reason": reason} for p in ("forward", "forward+backward")]

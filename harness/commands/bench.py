@@ -1,0 +1,77 @@
+"""Time cells alone: forward and forward+backward throughput at given shapes.
+
+Shapes are T x B x I x H, comma-separated. Results go to a new folder (bench.csv)
+and are printed as a table with medians, quartiles and tokens per second.
+
+Example:
+  python -m harness bench --cells lstm,gru --shapes 100x64x32x128,200x128x64x256
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harness.bench import BENCH_COLUMNS, DEFAULT_SHAPES, bench_cell, parse_shapes
+from harness.commands.options import DTYPES, bounded_int, resolve_device
+from harness.environment import describe
+from harness.errors import HarnessError
+from harness.registry import load_registry
+from harness.results import RunWriter
+
+HELP = "time forward and forward+backward passes of cells"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cell names (default rnn,lstm,gru)")
+    p.add_argument("--shapes", default=DEFAULT_SHAPES, help=f"T x B x I x H list (default {DEFAULT_SHAPES})")
+    p.add_argument("--layers", type=bounded_int(1, 64), default=1, help="stacked layers (default 1)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device (default cpu)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="dtype (default float32)")
+    p.add_argument("--warmup", type=bounded_int(0, 10_000), default=3, help="untimed calls first (default 3)")
+    p.add_argument("--repeats", type=bounded_int(1, 100_000), default=10, help="timed calls (default 10)")
+    p.add_argument("--out", type=Path, help="folder for bench.csv (default results/<time>-bench)")
+
+
+def main(args) -> int:
+    registry = load_registry()
+    for problem in registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    specs = registry.parse_cells(args.cells)
+    shapes = parse_shapes(args.shapes)
+    device = resolve_device(args.device)
+    dtype = DTYPES[args.dtype]
+    folder = args.out or Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-bench"
+    writer = RunWriter(folder)
+    writer.write_json("environment.json", describe())
+    writer.write_json("config.json", {"command": "bench", **{k: str(v) for k, v in vars(args).items() if k != "handler"}})
+    rows = []
+    try:
+        for shape in shapes:
+            for spec in specs:
+                print(f"timing {spec.name} at {shape} ...", file=sys.stderr)
+                rows.extend(bench_cell(spec, shape, device, dtype, args.layers, args.warmup, args.repeats))
+                pd.DataFrame(rows, columns=BENCH_COLUMNS).to_csv(writer.folder / "bench.csv", index=False)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished timings are in {writer.folder / 'bench.csv'}", file=sys.stderr)
+        return 130
+    table = pd.DataFrame(rows, columns=BENCH_COLUMNS)
+    if table.empty:
+        raise HarnessError("nothing was timed")
+    print(format_bench(table))
+    print(f"\ntable: {writer.folder / 'bench.csv'}")
+    return 0
+
+
+def format_bench(table: pd.DataFrame) -> str:
+    """One line per (shape, cell): forward and forward+backward tokens/s, plus the ratio to the first cell."""
+    ok = table[table["status"] == "ok"]
+    wide = ok.pivot_table(index=["T", "B", "I", "H", "cell"], columns="pass", values="tokens_per_s", sort=False)
+    wide = wide.rename(columns={"forward": "fwd tok/s", "forward+backward": "fwd+bwd tok/s"}).reset_index()
+    lines = [wide.to_string(index=False, float_format=lambda v: f"{v:,.0f}")]
+    for row in table[table["status"] != "ok"].drop_duplicates(["cell", "T", "B", "I", "H"]).itertuples():
+        lines.append(f"{row.cell} at {row.T}x{row.B}x{row.I}x{row.H}: {row.status} ({row.reason})")
+    return "\n".join(lines)

@@ -1,0 +1,248 @@
+"""What a cell and a task must provide. Read with ``docs/cell-contract.md``.
+
+Shapes, everywhere in the harness, are time-major:
+
+* ``T`` time steps, ``B`` batch, ``I`` input features, ``H`` hidden units,
+  ``L`` stacked layers.
+* A cell maps ``x: (T, B, I)`` and an optional state to ``out: (T, B, H)``
+  (the top layer's hidden output at every step) and the final state.
+* A state is a tuple of tensors, each ``(L, B, H)``, named by
+  :attr:`CellSpec.state_names`; ``h`` always comes first. This is exactly
+  ``torch.nn.LSTM``'s ``(h, c)`` layout, and ``(h,)`` for an RNN or GRU.
+* ``out[t]`` equals the top layer of ``h`` after step ``t``. The harness relies
+  on this to measure gradients through the carried state.
+
+A cell may compute step by step or consume the whole sequence in one call
+(a fused kernel); the contract is the same. A cell must accept any ``T >= 1``,
+so that the harness can unroll it one step per call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+State = tuple[Tensor, ...]
+"""A recurrent state: one ``(L, B, H)`` tensor per name in ``CellSpec.state_names``."""
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+
+
+class RecurrentCell(nn.Module):
+    """Base class for cells. Subclasses implement :meth:`forward`.
+
+    Constructor signature used by the harness (via ``CellSpec.factory``)::
+
+        factory(input_size: int, hidden_size: int, num_layers: int = 1,
+                dropout: float = 0.0) -> RecurrentCell
+
+    ``dropout`` is applied between stacked layers (never after the top one),
+    as ``torch.nn.LSTM`` does.
+    """
+
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """Run the sequence.
+
+        :param x: ``(T, B, I)`` inputs.
+        :param state: ``None`` (zeros) or a tuple of ``(L, B, H)`` tensors.
+        :returns: ``out (T, B, H)`` and the final state, same layout as ``state``.
+        """
+        raise NotImplementedError
+
+    def initial_state(self, batch_size: int, like: Tensor) -> State:
+        """Zeros of shape ``(L, B, H)`` for every state name, on ``like``'s device and dtype."""
+        shape = (self.num_layers, batch_size, self.hidden_size)
+        return tuple(like.new_zeros(shape) for _ in self.state_names)
+
+    def gate_activations(self, x: Tensor, state: State | None = None) -> dict[str, Tensor]:
+        """Per-step gate activations, for cells whose spec sets ``exposes_gates``.
+
+        :returns: name -> ``(L, T, B, H)``. LSTM-like cells use the names
+            ``input``, ``forget``, ``cell`` (candidate) and ``output``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose gate activations")
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything the harness needs to know about a cell before building it."""
+
+    name: str
+    """Unique, lower-case name used on the command line (``--cells NAME``)."""
+    description: str
+    """One line, shown by ``python -m harness list``."""
+    factory: Callable[..., nn.Module]
+    """``factory(input_size, hidden_size, num_layers=1, dropout=0.0)`` -> a module following the contract."""
+    state_names: tuple[str, ...] = ("h",)
+    """Names of the carried state tensors; ``("h", "c")`` for LSTM-like cells."""
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    """Device types the cell runs on."""
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+    """Parameter/input dtypes the cell supports."""
+    max_layers: int | None = None
+    """How many layers the factory can stack itself; ``None`` for any. With
+    ``1`` the harness stacks single-layer cells (with dropout between them)."""
+    exposes_gates: bool = False
+    """Whether the module implements :meth:`RecurrentCell.gate_activations`."""
+    whole_sequence: bool = False
+    """Informational: the cell consumes the whole sequence in one call (a fused kernel)."""
+    availability: Callable[[str], str | None] | None = None
+    """Optional check ``availability(device_type) -> reason or None``, for needs
+    the static fields cannot express (a compiler, an environment switch)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"cell name {self.name!r} must be lower-case letters, digits, '-', '_' or '.'")
+        if not callable(self.factory):
+            raise ValueError(f"cell {self.name!r}: factory must be callable")
+        if not self.state_names or self.state_names[0] != "h":
+            raise ValueError(f"cell {self.name!r}: state_names must start with 'h'")
+        if self.max_layers is not None and self.max_layers < 1:
+            raise ValueError(f"cell {self.name!r}: max_layers must be >= 1 or None")
+
+    def unavailable_reason(self, device: torch.device, dtype: torch.dtype) -> str | None:
+        """Why this cell cannot run on ``device`` with ``dtype``; ``None`` when it can."""
+        if device.type not in self.devices:
+            return f"{self.name} runs on {', '.join(self.devices)} only, not {device.type}"
+        if dtype not in self.dtypes:
+            names = ", ".join(str(d).removeprefix("torch.") for d in self.dtypes)
+            return f"{self.name} supports {names} only, not {str(dtype).removeprefix('torch.')}"
+        if self.availability is not None:
+            return self.availability(device.type)
+        return None
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclass
+class Batch:
+    """One batch of task data. ``x`` and ``y`` layouts are the task's own (time-major)."""
+
+    x: Tensor
+    y: Tensor
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.x.to(device), self.y.to(device))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """A task-specific option, set on the command line with ``--task-opt NAME=VALUE``."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What a task factory receives."""
+
+    seq_len: int
+    batch_size: int
+    seed: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class TaskHead(nn.Module):
+    """The task-owned layers around the cell: input encoding and readout."""
+
+    input_size: int
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Task input -> ``(T, B, I)`` float cell input."""
+        raise NotImplementedError
+
+    def readout(self, h: Tensor) -> Tensor:
+        """Cell output ``(T, B, H)`` -> predictions in the layout ``Task.loss`` expects."""
+        raise NotImplementedError
+
+
+class Task:
+    """A training problem with a known memoryless baseline.
+
+    Data must be a deterministic function of the seed and the step, so that
+    every cell in a run sees the same stream.
+    """
+
+    name: str = ""
+    baseline: float = float("nan")
+    """Loss of the best predictor that ignores the inputs' history."""
+    accuracy_name: str = "accuracy"
+    """What ``accuracy`` measures for this task, for the summary."""
+    solved_rule: str = ""
+    """The documented criterion behind :meth:`solved`, in words."""
+
+    def make_head(self, hidden_size: int) -> TaskHead:
+        raise NotImplementedError
+
+    def train_batch(self, step: int) -> Batch:
+        """The batch for training step ``step`` (0-based), identical for every cell."""
+        raise NotImplementedError
+
+    def eval_batches(self, split: str) -> Iterable[Batch]:
+        """Held-out batches: ``split`` is ``"val"`` (logged during training) or ``"test"`` (final)."""
+        raise NotImplementedError
+
+    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def metrics(self, pred: Tensor, y: Tensor) -> dict[str, float]:
+        """At least ``{"accuracy": ...}``."""
+        raise NotImplementedError
+
+    def solved(self, test_metrics: Mapping[str, float]) -> bool:
+        return False
+
+    def config(self) -> dict[str, Any]:
+        """Extra facts for the run's ``config.json`` (splits, vocabulary size, ...)."""
+        return {}
+
+    def artifacts(self, model: nn.Module, cell_spec: CellSpec, device: torch.device) -> dict[str, Any]:
+        """Optional extra tables (name -> pandas DataFrame) written after a cell trains."""
+        return {}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the harness needs to know about a task before building it."""
+
+    name: str
+    description: str
+    factory: Callable[[TaskConfig], Task]
+    options: Sequence[TaskOption] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Run defaults that suit this task (``seq_len``, ``steps``, ``hidden_size``,
+    ``batch_size``, ``lr``, ``optimizer``, ``layers``, ``dropout``, ``clip``)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"task name {self.name!r} must be lower-case letters, digits, '-', '_' or '.'")
+        if not callable(self.factory):
+            raise ValueError(f"task {self.name!r}: factory must be callable")

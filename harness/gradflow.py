@@ -1,0 +1,95 @@
+"""Gradient norm over time: how much of the loss's signal reaches each step.
+
+For every step ``t`` we record ``||dL/dh_t||`` (and ``||dL/dc_t||`` for
+LSTM-like cells), where ``h_t`` is the state the recurrence carries after step
+``t`` and the derivative is the total one: through the readout at ``t`` *and*
+through every later step.
+
+How: the cell is unrolled one step per call (``T = 1``), each call receiving
+the previous call's state. The readout reads the top layer of each carried
+``h_t`` (the contract guarantees ``out[t] == h_t[-1]``), so every path from
+``h_t`` to the loss runs through that one tensor, and ``autograd.grad`` on it
+is the total derivative. This works for any cell that accepts an initial
+state, fused whole-sequence kernels included.
+
+For stacked cells the norms are those of the top layer's state. Norms are
+Frobenius norms over ``(B, H)`` of the gradient of the batch-mean loss.
+
+The loss differentiated is ``Task.memory_loss`` when a task defines it (for
+``copy``: the recall steps only, so that the blank steps' own readout terms do
+not mask how much of the recall signal reaches step ``t``), else ``Task.loss``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from harness.contract import Batch, CellSpec, Task
+from harness.model import TaskModel, check_step_output
+
+
+def state_gradient_norms(model: TaskModel, spec: CellSpec, task: Task, batch: Batch,
+                         layers: int, hidden_size: int) -> dict[str, np.ndarray]:
+    """-> state name -> ``(T,)`` array of ``||dL/d state_t||`` (top layer), ``t = 0..T-1``."""
+    was_training = model.training
+    model.eval()  # no dropout: the measurement must be repeatable
+    try:
+        x = model.head.embed(batch.x)                       # (T, B, I)
+        T, B = x.shape[:2]
+        state = tuple(x.new_zeros(layers, B, hidden_size) for _ in spec.state_names)
+        carried: list[tuple[Tensor, ...]] = []
+        for t in range(T):
+            out, state = model.cell(x[t:t + 1], state)
+            if t == 0:
+                check_step_output(spec, out, state, 1, B, hidden_size, layers)
+            state = tuple(state)
+            carried.append(state)
+        h_top = torch.stack([s[0][-1] for s in carried])    # (T, B, H): readout reads the carried state
+        pred = model.head.readout(h_top)
+        loss_fn = getattr(task, "memory_loss", None) or task.loss
+        loss = loss_fn(pred, batch.y)
+        flat = [s for st in carried for s in st]
+        grads = torch.autograd.grad(loss, flat, allow_unused=True)
+    finally:
+        model.train(was_training)
+    n = len(spec.state_names)
+    norms: dict[str, np.ndarray] = {}
+    for k, name in enumerate(spec.state_names):
+        per_t = []
+        for t in range(T):
+            g = grads[t * n + k]
+            per_t.append(0.0 if g is None else g[-1].detach().double().norm().item())
+        norms[name] = np.asarray(per_t)
+    return norms
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    """One number (or three) for a gradient-norm curve."""
+
+    first: float           # ||dL/d s_0||
+    last: float            # ||dL/d s_{T-1}||
+    decay_per_step: float  # (first / last) ** (1 / (T - 1)): < 1 vanishing, > 1 exploding
+    steps_to_10x: float    # steps back from the peak until the norm is 10x smaller; nan if it never is
+
+
+def summarise_curve(norms: np.ndarray) -> CurveSummary:
+    """Summarise ``||dL/d s_t||`` over ``t`` (see :class:`CurveSummary`)."""
+    norms = np.asarray(norms, dtype=float)
+    T = len(norms)
+    first, last = float(norms[0]), float(norms[-1])
+    if T < 2 or last <= 0 or not math.isfinite(last):
+        decay = float("nan")
+    elif first <= 0:
+        decay = 0.0
+    else:
+        decay = (first / last) ** (1.0 / (T - 1))
+    peak = int(np.argmax(norms))
+    below = np.nonzero(norms[:peak + 1][::-1] < norms[peak] / 10.0)[0]
+    steps = float(below[0]) if len(below) else float("nan")
+    return CurveSummary(first, last, decay, steps)

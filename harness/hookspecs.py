@@ -1,0 +1,63 @@
+"""The hooks a plugin implements to add cells and tasks to the harness.
+
+A plugin is any importable module (or object) with functions decorated by
+:data:`hookimpl`. Third-party packages expose it through the ``harness``
+entry-point group::
+
+    [project.entry-points.harness]
+    my-cell = "my_package.my_module"
+
+The built-in cells (``cells/``) and tasks (``tasks/``) are registered through
+this very group, from this project's own ``pyproject.toml``; they get no
+special treatment.
+
+Every hook receives a ``register`` callback and calls it once per thing it
+adds. A hook may register nothing (for example when an optional dependency
+is missing); it should not raise. If it does, the harness reports the
+plugin in one line and carries on without it.
+
+See ``docs/cell-contract.md`` for what a cell module must do.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+from harness.contract import CellSpec, TaskSpec
+
+PROJECT_NAME = "harness"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_cells(register: Callable[[CellSpec], None]) -> None:
+    """Add recurrent cells.
+
+    Call ``register(CellSpec(...))`` once per cell. The spec names the cell,
+    describes it in one line, says which devices, dtypes and layer counts it
+    supports, and gives the factory that builds it::
+
+        @hookimpl
+        def register_cells(register):
+            register(CellSpec(name="my-lstm", description="...", factory=MyLSTM,
+                              state_names=("h", "c")))
+
+    :param register: callback taking one :class:`~harness.contract.CellSpec`.
+        A name already taken by another plugin is refused with a warning.
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[[TaskSpec], None]) -> None:
+    """Add tasks (data, loss, metrics and the task-owned input/readout layers).
+
+    Call ``register(TaskSpec(...))`` once per task. The factory receives a
+    :class:`~harness.contract.TaskConfig` and returns a
+    :class:`~harness.contract.Task`.
+
+    :param register: callback taking one :class:`~harness.contract.TaskSpec`.
+    """

@@ -1,0 +1,258 @@
+"""Train every requested cell on the same task data, seed, optimiser and budget.
+
+For each cell: build the task head (same initial weights for every cell) and
+the cell, check the cell against the contract, measure gradient flow at
+initialisation, train with optional clipping (recording the norm before
+clipping), log loss/accuracy on a validation batch at an interval, evaluate
+on the test batch, and measure gradient flow again at the end.
+
+Failures stay with their cell: a non-finite loss marks it ``diverged``, an
+exception inside the plugin marks it ``failed`` with the reason, and the next
+cell runs. Ctrl-C marks the current cell ``interrupted``, writes every table
+and re-raises so the CLI can say where they are.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from harness import seeding
+from harness.contract import Batch, CellSpec, Task, TaskConfig, TaskSpec
+from harness.errors import HarnessError
+from harness.gradflow import state_gradient_norms, summarise_curve
+from harness.model import TaskModel, build_cell, verify_cell
+from harness.results import RunWriter
+from harness.throughput import StepTimer
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "rmsprop": torch.optim.RMSprop,
+    "sgd": torch.optim.SGD,
+}
+
+
+@dataclass
+class RunConfig:
+    """Resolved settings of one run; written to ``config.json``."""
+
+    task: str
+    cells: list[str]
+    steps: int
+    seq_len: int
+    batch_size: int
+    hidden_size: int
+    layers: int = 1
+    dropout: float = 0.0
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    clip: float | None = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    log_every: int = 50
+    grad_steps: list[int] = field(default_factory=list)
+    warmup: int = 5
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Diverged(Exception):
+    pass
+
+
+@dataclass
+class CellOutcome:
+    summary: dict[str, Any]
+    model: nn.Module | None = None
+
+
+def make_task(spec: TaskSpec, cfg: RunConfig) -> Task:
+    try:
+        return spec.factory(TaskConfig(cfg.seq_len, cfg.batch_size, cfg.seed, dict(cfg.task_options)))
+    except HarnessError:
+        raise
+    except (ValueError, FileNotFoundError) as exc:
+        raise HarnessError(f"task {spec.name}: {exc}") from None
+
+
+def _cat_batches(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Join batches. Time-major: the batch is dim 1 of (T, B, ...) tensors and dim 0 of (B,) ones."""
+    if len(tensors) == 1:
+        return tensors[0]
+    return torch.cat(tensors, dim=1 if tensors[0].dim() >= 2 else 0)
+
+
+def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: torch.device) -> dict[str, float]:
+    """Loss and metrics over all batches of a held-out split (predictions concatenated along the batch)."""
+    was_training = model.training
+    model.eval()
+    preds, ys = [], []
+    with torch.no_grad():
+        for batch in batches:
+            batch = batch.to(device)
+            preds.append(model(batch.x))
+            ys.append(batch.y)
+    model.train(was_training)
+    pred, y = _cat_batches(preds), _cat_batches(ys)
+    result = {"loss": task.loss(pred, y).item()}
+    result.update(task.metrics(pred, y))
+    return result
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, task_spec: TaskSpec, cell_specs: list[CellSpec],
+                 writer: RunWriter, progress: bool = True, say: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.task_spec = task_spec
+        self.cell_specs = cell_specs
+        self.writer = writer
+        self.progress = progress
+        self.say = say
+        self.device = torch.device(cfg.device)
+        self.dtype = getattr(torch, cfg.dtype)
+        self.task = make_task(task_spec, cfg)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> list[dict[str, Any]]:
+        """Train every cell; return the summary rows. Tables are flushed after each cell."""
+        rows = []
+        for spec in self.cell_specs:
+            row = self.run_cell(spec)
+            rows.append(row)
+        return rows
+
+    def base_row(self, spec: CellSpec) -> dict[str, Any]:
+        return {"cell": spec.name, "task": self.task_spec.name, "seq_len": self.cfg.seq_len, "steps": 0,
+                "loss": math.nan, "eval_loss": math.nan, "baseline": self.task.baseline, "accuracy": math.nan,
+                "solved": False, "beats_baseline": False, "grad_decay_init": math.nan,
+                "grad_decay_final": math.nan, "tokens_per_s": math.nan, "wall_s": 0.0, "status": "ok", "reason": ""}
+
+    def run_cell(self, spec: CellSpec) -> dict[str, Any]:
+        row = self.base_row(spec)
+        reason = spec.unavailable_reason(self.device, self.dtype)
+        if reason:
+            row.update(status="skipped", reason=reason)
+            self.say(f"skipped {spec.name}: {reason}")
+            self._finish(row)
+            return row
+        start = time.perf_counter()
+        try:
+            self._train(spec, row)
+        except KeyboardInterrupt:
+            row.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
+            row["wall_s"] = time.perf_counter() - start
+            self._finish(row)
+            raise
+        except Diverged as exc:
+            row.update(status="diverged", reason=str(exc))
+            self.say(f"{spec.name} diverged: {exc}")
+        except Exception as exc:  # a plugin's bug must not take the other cells down
+            text = str(exc).strip().splitlines()
+            row.update(status="failed", reason=f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+            self.say(f"{spec.name} failed: {row['reason']}")
+        row["wall_s"] = time.perf_counter() - start
+        self._finish(row)
+        return row
+
+    def _finish(self, row: dict[str, Any]) -> None:
+        self.writer.add("summary", [row])
+        self.writer.flush()
+
+    # ---------------------------------------------------------------- train
+
+    def _build(self, spec: CellSpec) -> TaskModel:
+        cfg = self.cfg
+        seeding.seed_everything(cfg.seed)                 # same head weights for every cell
+        head = self.task.make_head(cfg.hidden_size)
+        seeding.seed_everything(seeding.derived_seed(cfg.seed, seeding.INIT))
+        cell = build_cell(spec, head.input_size, cfg.hidden_size, cfg.layers, cfg.dropout)
+        model = TaskModel(head, cell).to(device=self.device, dtype=self.dtype)
+        verify_cell(spec, model.cell, head.input_size, cfg.hidden_size, cfg.layers, self.device, self.dtype)
+        return model
+
+    def _gradflow(self, spec: CellSpec, model: TaskModel, step: int) -> dict[str, float]:
+        batch = next(iter(self.task.eval_batches("val"))).to(self.device)
+        norms = state_gradient_norms(model, spec, self.task, batch, self.cfg.layers, self.cfg.hidden_size)
+        decay = {}
+        for state, curve in norms.items():
+            self.writer.add("gradnorms", ({"cell": spec.name, "step": step, "t": t, "state": state, "norm": float(v)}
+                                          for t, v in enumerate(curve)))
+            s = summarise_curve(curve)
+            self.writer.add("gradsummary", [{"cell": spec.name, "step": step, "state": state, "first": s.first,
+                                             "last": s.last, "decay_per_step": s.decay_per_step,
+                                             "steps_to_10x": s.steps_to_10x}])
+            decay[state] = s.decay_per_step
+        return decay
+
+    def _log(self, cell: str, step: int, values: dict[str, float]) -> None:
+        self.writer.add("metrics", ({"cell": cell, "step": step, "metric": k, "value": float(v)} for k, v in values.items()))
+
+    def _train(self, spec: CellSpec, row: dict[str, Any]) -> None:
+        cfg, task = self.cfg, self.task
+        model = self._build(spec)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr)
+        grad_steps = set(cfg.grad_steps) | {0, cfg.steps}
+        clip = cfg.clip if cfg.clip is not None else math.inf
+        timer = StepTimer(self.device, warmup=cfg.warmup)
+
+        if 0 in grad_steps:
+            row["grad_decay_init"] = self._gradflow(spec, model, 0)["h"]
+        window: dict[str, list[float]] = {"train_loss": [], "train_accuracy": [], "grad_norm": []}
+        bar = tqdm(total=cfg.steps, desc=f"{spec.name:>12}", unit="step", disable=None if self.progress else True,
+                   leave=True, dynamic_ncols=True)
+        try:
+            for step in range(cfg.steps):
+                batch = task.train_batch(step).to(self.device)
+                timer.start()
+                pred = model(batch.x)
+                loss = task.loss(pred, batch.y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))  # the norm before clipping
+                loss_value = loss.item()
+                if not math.isfinite(loss_value) or not math.isfinite(grad_norm):
+                    row["steps"] = step
+                    self._log(spec.name, step, {"train_loss": loss_value, "grad_norm": grad_norm})
+                    raise Diverged(f"non-finite {'loss' if not math.isfinite(loss_value) else 'gradient norm'} "
+                                   f"at step {step} (try a lower --lr or --clip)")
+                optimizer.step()
+                timer.stop(tokens=batch.batch_size * batch.seq_len)
+                row["steps"] = step + 1
+
+                window["train_loss"].append(loss_value)
+                window["grad_norm"].append(grad_norm)
+                if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+                    with torch.no_grad():
+                        window["train_accuracy"].append(task.metrics(pred.detach(), batch.y)["accuracy"])
+                    logged = {k: sum(v) / len(v) for k, v in window.items() if v}
+                    logged.update({f"val_{k}": v for k, v in evaluate(model, task, task.eval_batches("val"), self.device).items()})
+                    self._log(spec.name, step + 1, logged)
+                    row["loss"] = logged["train_loss"]
+                    window = {k: [] for k in window}
+                    bar.set_postfix(loss=f"{logged['train_loss']:.4f}", val=f"{logged['val_loss']:.4f}")
+                if step + 1 in grad_steps and step + 1 != cfg.steps:
+                    self._gradflow(spec, model, step + 1)
+                bar.update(1)
+        finally:
+            bar.close()
+            row["tokens_per_s"] = timer.tokens_per_s()
+
+        test = evaluate(model, task, task.eval_batches("test"), self.device)
+        self._log(spec.name, cfg.steps, {f"test_{k}": v for k, v in test.items()})
+        row.update(eval_loss=test["loss"], accuracy=test["accuracy"], solved=bool(task.solved(test)),
+                   beats_baseline=bool(test["loss"] < task.baseline))
+        row["grad_decay_final"] = self._gradflow(spec, model, cfg.steps)["h"]
+        for name, frame in (task.artifacts(model, spec, self.device) or {}).items():
+            frame.insert(0, "cell", spec.name)
+            self.writer.add_frame(name, frame)

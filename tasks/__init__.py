@@ -1,0 +1,1 @@
+"""Built-in tasks, one module per task, registered through the ``register_tasks`` hook."""

@@ -1,0 +1,114 @@
+"""``copy``: the copy-memory task (Arjovsky, Shah & Bengio, 2016, "Unitary evolution RNNs").
+
+Alphabet: ``0`` blank, ``1..K`` data symbols (K=8), ``K+1`` delimiter.
+
+* input  ``(T + 2N,)``: N=10 symbols drawn from 1..K, T-1 blanks, the delimiter, N blanks;
+* target ``(T + 2N,)``: T+N blanks, then the N symbols.
+
+Loss is the mean cross-entropy over every step. A memoryless predictor outputs
+blank for the first T+N steps and a uniform guess for the last N, so its loss
+is ``N ln K / (T + 2N)`` (``10 ln 8 / (T + 20)``). Recall accuracy counts the
+correctly predicted symbols in the last N steps; a cell has *solved* the task
+when its test recall accuracy is at least 0.99.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
+from harness import seeding
+
+SOLVED_AT = 0.99
+
+
+class CopyHead(TaskHead):
+    """One-hot input encoding and a linear readout at every step."""
+
+    def __init__(self, n_symbols: int, hidden_size: int):
+        super().__init__()
+        self.input_size = n_symbols + 2
+        self.out = nn.Linear(hidden_size, n_symbols + 1)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """x: (T, B) symbol ids -> (T, B, K+2) one-hot."""
+        return F.one_hot(x, self.input_size).to(self.out.weight.dtype)
+
+    def readout(self, h: Tensor) -> Tensor:
+        """h: (T, B, H) -> logits (T, B, K+1)."""
+        return self.out(h)
+
+
+class CopyTask(Task):
+    name = "copy"
+    accuracy_name = "recall accuracy (last N steps)"
+    solved_rule = f"test recall accuracy >= {SOLVED_AT}"
+
+    def __init__(self, cfg: TaskConfig):
+        self.delay = cfg.seq_len
+        self.batch_size = cfg.batch_size
+        self.seed = cfg.seed
+        self.n_symbols = int(cfg.options.get("n_symbols", 8))
+        self.copy_len = int(cfg.options.get("copy_len", 10))
+        self.eval_size = int(cfg.options.get("eval_size", 512))
+        self.baseline = self.copy_len * math.log(self.n_symbols) / (self.delay + 2 * self.copy_len)
+
+    def make_head(self, hidden_size: int) -> CopyHead:
+        return CopyHead(self.n_symbols, hidden_size)
+
+    def generate(self, batch_size: int, gen: torch.Generator) -> Batch:
+        """-> x, y: (T + 2N, B) int64."""
+        T, N, K = self.delay, self.copy_len, self.n_symbols
+        length = T + 2 * N
+        symbols = torch.randint(1, K + 1, (N, batch_size), generator=gen)
+        x = torch.zeros(length, batch_size, dtype=torch.long)
+        y = torch.zeros(length, batch_size, dtype=torch.long)
+        x[:N] = symbols
+        x[T + N - 1] = K + 1          # the delimiter: "now recall"
+        y[T + N:] = symbols
+        return Batch(x, y)
+
+    def train_batch(self, step: int) -> Batch:
+        return self.generate(self.batch_size, seeding.generator(self.seed, seeding.TRAIN, step))
+
+    def eval_batches(self, split: str):
+        stream = {"val": seeding.VAL, "test": seeding.TEST}[split]
+        yield self.generate(self.eval_size, seeding.generator(self.seed, stream))
+
+    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1))
+
+    def memory_loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        """Cross-entropy over the recall steps only: the part that needs memory (used for gradient flow)."""
+        return self.loss(pred[-self.copy_len:], y[-self.copy_len:])
+
+    def metrics(self, pred: Tensor, y: Tensor) -> dict[str, float]:
+        recalled = pred[-self.copy_len:].argmax(-1) == y[-self.copy_len:]
+        return {"accuracy": recalled.float().mean().item()}
+
+    def solved(self, test_metrics) -> bool:
+        return test_metrics["accuracy"] >= SOLVED_AT
+
+    def config(self):
+        return {"delay": self.delay, "sequence_length": self.delay + 2 * self.copy_len,
+                "n_symbols": self.n_symbols, "copy_len": self.copy_len, "eval_size": self.eval_size}
+
+
+@hookimpl
+def register_tasks(register):
+    register(TaskSpec(
+        name="copy",
+        description="copy-memory (Arjovsky et al. 2016): recall 10 symbols after a delay of T steps",
+        factory=CopyTask,
+        options=(
+            TaskOption("n_symbols", int, 8, "size of the data alphabet K", minimum=2, maximum=1000),
+            TaskOption("copy_len", int, 10, "symbols to remember N", minimum=1, maximum=1000),
+            TaskOption("eval_size", int, 512, "sequences in the val and test batches", minimum=1, maximum=100_000),
+        ),
+        defaults={"seq_len": 10, "steps": 1500, "batch_size": 64, "hidden_size": 64,
+                  "lr": 3e-3, "optimizer": "adam", "clip": 1.0, "layers": 1, "dropout": 0.0},
+    ))

@@ -1,0 +1,34 @@
+"""Shared fixtures. Every test runs on the CPU; GPU-only tests carry the ``gpu`` marker."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    # Few threads keep timings out of the way and results identical run to run.
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture
+def registry():
+    from harness.registry import load_registry
+    return load_registry()
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
