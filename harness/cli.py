@@ -2,12 +2,18 @@
 
 User errors (:class:`~harness.errors.HarnessError`, bad options) print one
 line on stderr and exit with status 2; Ctrl-C exits with 130.
+
+The global options ``--plugins`` and ``--disable-plugins`` (before the
+command) do what ``HARNESS_PLUGINS`` and ``HARNESS_DISABLE_PLUGINS`` do, for
+this one command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
 from harness.errors import HarnessError
@@ -25,6 +31,10 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="harness", description="Benchmark recurrent cells: memory, learning, "
                            "gradient flow through time, and speed.")
+    parser.add_argument("--plugins", metavar="A,B",
+                        help="load only these plugin entry points, tasks included (as HARNESS_PLUGINS does)")
+    parser.add_argument("--disable-plugins", metavar="A,B",
+                        help="skip these plugin entry points (as HARNESS_DISABLE_PLUGINS does)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMANDS:
         try:
@@ -42,15 +52,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad option already reported in one line
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with _plugin_environment(args.plugins, args.disable_plugins):
+            return int(args.handler(args) or 0)
     except HarnessError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _plugin_environment(only: str | None, disable: str | None):
+    """Set HARNESS_PLUGINS / HARNESS_DISABLE_PLUGINS for the command, and restore them after it."""
+    wanted = {"HARNESS_PLUGINS": only, "HARNESS_DISABLE_PLUGINS": disable}
+    saved = {name: os.environ.get(name) for name in wanted}
+    try:
+        for name, value in wanted.items():
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

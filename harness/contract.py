@@ -240,6 +240,7 @@ class TaskSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     """Run defaults that suit this task (``seq_len``, ``steps``, ``hidden_size``,
     ``batch_size``, ``lr``, ``optimizer``, ``layers``, ``dropout``, ``clip``)."""
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):

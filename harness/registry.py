@@ -26,6 +26,21 @@ from harness.errors import HarnessError
 
 ENTRY_POINT_GROUP = "harness"
 
+_session_plugins: list[object] = []
+
+
+def add_plugin(plugin: object) -> None:
+    """Register a plugin object for this Python session (notebooks, tests): every later
+    :func:`load_registry` includes it, as if it came from an entry point."""
+    if plugin not in _session_plugins:
+        _session_plugins.append(plugin)
+
+
+def remove_plugin(plugin: object) -> None:
+    """Undo :func:`add_plugin`."""
+    if plugin in _session_plugins:
+        _session_plugins.remove(plugin)
+
 
 @dataclass(frozen=True)
 class Source:
@@ -135,7 +150,7 @@ def load_registry(
                 continue
             sources[ep.name] = Source(ep.name, package, version)
 
-    for obj in extra_plugins:
+    for obj in [*_session_plugins, *extra_plugins]:
         name = getattr(obj, "__name__", None) or type(obj).__name__
         try:
             pm.register(obj, name=name)
@@ -152,8 +167,8 @@ def load_registry(
 
 def _collect(pm, hook_name: str, spec_type: type, into: dict, sources: dict[str, Source], registry: Registry) -> None:
     kind = "cell" if spec_type is CellSpec else "task"
-    # pluggy calls implementations last-registered first; reverse to keep entry-point order stable.
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+    # get_hookimpls() is in registration order: entry points first, so a built-in name cannot be taken over.
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
         source = sources.get(impl.plugin_name, Source(impl.plugin_name, "?", ""))
 
         def register(spec: Any, _source: Source = source) -> None:

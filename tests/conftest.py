@@ -32,3 +32,32 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def plugins():
+    """Register in-process plugin objects for one test: ``plugins(obj, ...)``."""
+    from harness import registry as reg
+    added = []
+
+    def add(*objs):
+        for obj in objs:
+            reg.add_plugin(obj)
+            added.append(obj)
+
+    yield add
+    for obj in added:
+        reg.remove_plugin(obj)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``python -m harness ARGS`` in-process: returns (exit code, stdout, stderr)."""
+    from harness.cli import main
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any, Callable
 
 import torch
@@ -25,8 +26,8 @@ def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
 
 def bounded_float(lo: float, hi: float, *, allow_none: bool = False) -> Callable[[str], float | None]:
     def parse(text: str) -> float | None:
-        if allow_none and text.lower() in ("none", "off", "0"):
-            return None
+        if allow_none and text.lower() in ("none", "off"):
+            return math.inf  # "no limit": told apart from an option left unset (None)
         try:
             value = float(text)
         except ValueError:

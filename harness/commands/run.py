@@ -2,7 +2,8 @@
 
 Every unset option takes the task's default (shown by 'harness list' and in
 docs/tasks.md). Writes a new run folder (config.json, environment.json,
-summary.csv, metrics.csv, gradnorms.csv, gradsummary.csv) and prints a summary.
+summary.csv, metrics.csv, gradnorms.csv, gradsummary.csv), prints a summary,
+and draws the figures and report.md (skip with --no-plots).
 
 Examples:
   python -m harness run --cells lstm,rnn --task copy
@@ -12,6 +13,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -56,6 +58,8 @@ def add_arguments(p) -> None:
                    help="a task-specific option (repeatable); 'harness list' names the tasks, docs/tasks.md their options")
     p.add_argument("--out", type=Path, help="run folder to create (default: results/<time>-<task>); never overwritten")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--no-plots", action="store_true",
+                   help="skip the figures and report.md at the end (make them later with 'harness plot RUN')")
 
 
 def resolve_config(args, task_spec, device) -> RunConfig:
@@ -68,8 +72,8 @@ def resolve_config(args, task_spec, device) -> RunConfig:
             raise HarnessError(f"unknown preset {args.preset!r} for task {task_spec.name}; valid presets: {valid}")
         defaults.update(presets[args.preset])
     value = {k: (getattr(args, k) if getattr(args, k, None) is not None else defaults[k]) for k in GLOBAL_DEFAULTS}
-    if args.clip is None and "clip" in defaults and not _clip_given(args):
-        value["clip"] = defaults["clip"]
+    if value["clip"] is not None and math.isinf(value["clip"]):
+        value["clip"] = None
     steps = value["steps"]
     grad_steps = []
     for part in (s.strip() for s in args.grad_at.split(",") if s.strip()):
@@ -77,7 +81,6 @@ def resolve_config(args, task_spec, device) -> RunConfig:
             raise HarnessError(f"--grad-at {part!r}: each entry must be a step between 0 and {steps}")
         grad_steps.append(int(part))
     task_options = parse_task_options(args.task_opt, task_spec.options)
-    task_options.update({k: v for k, v in defaults.items() if k.startswith("opt_")})
     return RunConfig(task=task_spec.name, cells=[], steps=steps, seq_len=value["seq_len"],
                      batch_size=value["batch_size"], hidden_size=value["hidden_size"], layers=value["layers"],
                      dropout=value["dropout"], lr=value["lr"], optimizer=value["optimizer"], clip=value["clip"],
@@ -86,8 +89,16 @@ def resolve_config(args, task_spec, device) -> RunConfig:
                      task_options=task_options)
 
 
-def _clip_given(args) -> bool:
-    return any(a == "--clip" or a.startswith("--clip=") for a in sys.argv)
+def _plots(folder: Path) -> None:
+    """Figures and report.md; a plotting problem is reported in one line and never costs the run."""
+    try:
+        from harness.report import render
+        done = render(folder)
+        print(f"report: {done.report}")
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        print(f"warning: figures not made ({type(exc).__name__}: {text[0] if text else ''}); the tables are intact, "
+              f"retry with 'harness plot {folder}'", file=sys.stderr)
 
 
 def main(args) -> int:
@@ -125,5 +136,7 @@ def main(args) -> int:
     for line in verdicts(summary, writer.frame("gradsummary"), runner.task.accuracy_name):
         print(line)
     print(f"\ntables: {writer.folder}")
+    if not args.no_plots:
+        _plots(writer.folder)
     failed = summary["status"].isin(["failed", "diverged"]).all() and len(summary)
     return 1 if failed else 0
