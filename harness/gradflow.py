@@ -73,22 +73,30 @@ class CurveSummary:
     """One number (or three) for a gradient-norm curve."""
 
     first: float           # ||dL/d s_0||
-    last: float            # ||dL/d s_{T-1}||
-    decay_per_step: float  # (first / last) ** (1 / (T - 1)): < 1 vanishing, > 1 exploding
+    last: float            # ||dL/d s_t|| at the last t where it is non-zero (normally T-1)
+    decay_per_step: float  # (first / last) ** (1 / t_last): < 1 vanishing, > 1 exploding
     steps_to_10x: float    # steps back from the peak until the norm is 10x smaller; nan if it never is
 
 
 def summarise_curve(norms: np.ndarray) -> CurveSummary:
-    """Summarise ``||dL/d s_t||`` over ``t`` (see :class:`CurveSummary`)."""
+    """Summarise ``||dL/d s_t||`` over ``t`` (see :class:`CurveSummary`).
+
+    ``last`` is the last *non-zero* norm: the final ``c`` of an LSTM feeds nothing
+    after it (the readout reads ``h``), so its gradient is exactly 0 there.
+    """
     norms = np.asarray(norms, dtype=float)
-    T = len(norms)
-    first, last = float(norms[0]), float(norms[-1])
-    if T < 2 or last <= 0 or not math.isfinite(last):
+    first = float(norms[0]) if len(norms) else float("nan")
+    positive = np.nonzero(norms > 0)[0]
+    if len(positive) == 0:
+        return CurveSummary(first, 0.0, float("nan"), float("nan"))
+    t_last = int(positive[-1])
+    last = float(norms[t_last])
+    if t_last == 0 or not math.isfinite(last):
         decay = float("nan")
     elif first <= 0:
         decay = 0.0
     else:
-        decay = (first / last) ** (1.0 / (T - 1))
+        decay = (first / last) ** (1.0 / t_last)
     peak = int(np.argmax(norms))
     below = np.nonzero(norms[:peak + 1][::-1] < norms[peak] / 10.0)[0]
     steps = float(below[0]) if len(below) else float("nan")

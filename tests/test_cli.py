@@ -10,7 +10,8 @@ import torch
 from fake_cells import MisbehavingPlugin, OutsiderPlugin
 from harness.results import GRADNORMS_COLUMNS, GRADSUMMARY_COLUMNS, METRICS_COLUMNS, SUMMARY_COLUMNS
 
-TINY = ["--steps", "6", "--seq-len", "3", "--hidden-size", "6", "--batch-size", "4", "--no-progress"]
+TINY = ["--steps", "6", "--seq-len", "3", "--hidden-size", "6", "--batch-size", "4", "--no-progress",
+        "--no-plots"]
 
 
 def one_line_error(err: str) -> str:

@@ -81,5 +81,7 @@ def test_curve_summary_on_a_geometric_curve():
     s = summarise_curve(norms)
     assert s.decay_per_step == pytest.approx(0.5)
     assert s.steps_to_10x == 4                      # 0.5**4 < 0.1 <= 0.5**3
+    lstm_c = summarise_curve(np.append(0.5 ** np.arange(T - 2, -1, -1), 0.0))   # final c feeds nothing
+    assert lstm_c.last == 1.0 and lstm_c.decay_per_step == pytest.approx(0.5)
     flat = summarise_curve(np.ones(10))
     assert flat.decay_per_step == pytest.approx(1.0) and np.isnan(flat.steps_to_10x)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.bench import BENCH_COLUMNS, DEFAULT_SHAPES, bench_cell, parse_shapes
-from harness.commands.options import DTYPES, bounded_int, resolve_device
+from harness.commands.options import DTYPES, apply_threads, bounded_int, resolve_device
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.registry import load_registry
@@ -31,6 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--layers", type=bounded_int(1, 64), default=1, help="stacked layers (default 1)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device (default cpu)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="dtype (default float32)")
+    p.add_argument("--threads", type=bounded_int(1, 1024), help="CPU threads for torch (default: torch's choice, "
+                   "usually the core count); recorded in environment.json")
     p.add_argument("--warmup", type=bounded_int(0, 10_000), default=3, help="untimed calls first (default 3)")
     p.add_argument("--repeats", type=bounded_int(1, 100_000), default=10, help="timed calls (default 10)")
     p.add_argument("--out", type=Path, help="folder for bench.csv (default results/<time>-bench)")
@@ -43,6 +45,7 @@ def main(args) -> int:
     specs = registry.parse_cells(args.cells)
     shapes = parse_shapes(args.shapes)
     device = resolve_device(args.device)
+    apply_threads(args.threads)
     dtype = DTYPES[args.dtype]
     folder = args.out or Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-bench"
     writer = RunWriter(folder)

@@ -41,6 +41,18 @@ def bounded_float(lo: float, hi: float, *, allow_none: bool = False) -> Callable
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def apply_threads(threads: int | None) -> None:
+    """Set torch's CPU thread count (and NumPy's BLAS, when threadpoolctl is there)."""
+    if threads is None:
+        return
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+
+
 def resolve_device(name: str) -> torch.device:
     """``cpu`` / ``cuda`` / ``auto`` -> a device, or a one-line error when CUDA is asked for and absent."""
     if name == "auto":

@@ -17,7 +17,7 @@ import math
 import sys
 from pathlib import Path
 
-from harness.commands.options import DTYPES, bounded_float, bounded_int, parse_task_options, resolve_device
+from harness.commands.options import DTYPES, apply_threads, bounded_float, bounded_int, parse_task_options, resolve_device
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.registry import load_registry
@@ -49,6 +49,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0, help="seed for data and weights (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where to train (default cpu)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter and input dtype (default float32)")
+    p.add_argument("--threads", type=bounded_int(1, 1024), help="CPU threads for torch (default: torch's choice, "
+                   "usually the core count); recorded in environment.json")
     p.add_argument("--log-every", type=bounded_int(1, 10_000_000), default=None,
                    help="log train/val loss every N steps (default: steps/30)")
     p.add_argument("--grad-at", default="",
@@ -108,6 +110,7 @@ def main(args) -> int:
     task_spec = registry.task(args.task)
     cell_specs = registry.parse_cells(args.cells)
     device = resolve_device(args.device)
+    apply_threads(args.threads)
     cfg = resolve_config(args, task_spec, device)
     cfg.cells = [s.name for s in cell_specs]
 
