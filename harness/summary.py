@@ -40,7 +40,8 @@ def verdicts(summary: pd.DataFrame, gradsummary: pd.DataFrame, accuracy_name: st
             lines.append(f"{row.cell}: {row.status}" + (f" ({row.reason})" if isinstance(row.reason, str) and row.reason else ""))
             continue
         beat = "beat" if row.beats_baseline else "did NOT beat"
-        text = (f"{row.cell} {beat} the memoryless baseline (test loss {row.eval_loss:.4f} vs {row.baseline:.4f}); "
+        text = (f"{row.cell} {beat} the memoryless baseline (test loss {row.eval_loss:.4f} = "
+                f"{row.eval_loss / row.baseline:.0%} of {row.baseline:.4f}); "
                 f"{accuracy_name} {row.accuracy:.3f}{', solved' if row.solved else ''}.")
         grads = gradsummary[(gradsummary["cell"] == row.cell) & (gradsummary["state"] == "h")]
         if len(grads):
