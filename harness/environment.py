@@ -48,6 +48,14 @@ def git_commit(where: Path | None = None) -> str | None:
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
+def blas_threads() -> dict[str, int]:
+    """NumPy's BLAS/OpenMP pools and their thread counts, e.g. ``{"openblas": 2}``."""
+    import numpy  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    return {info.get("internal_api", "?"): info.get("num_threads") for info in threadpool_info()}
+
+
 def describe() -> dict:
     """Python, torch, numpy, triton versions; CPU and GPU names; threads; git commit."""
     return {
@@ -61,6 +69,7 @@ def describe() -> dict:
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "blas_threads": blas_threads(),
         "gpu": gpu_name(),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,

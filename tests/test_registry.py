@@ -1,6 +1,5 @@
 """Plugins: entry points, in-process registration, and plugins that fail."""
 
-import sys
 import textwrap
 from importlib import metadata
 

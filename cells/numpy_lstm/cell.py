@@ -11,7 +11,6 @@ back, so the cell trains like any other, with no torch autograd inside it.
 
 from __future__ import annotations
 
-import math
 import weakref
 
 import numpy as np
@@ -21,7 +20,8 @@ from torch.autograd.function import once_differentiable
 
 from cells.numpy_lstm import kernel
 from cells.numpy_lstm.pool import POOL
-from harness.contract import RecurrentCell, State
+from cells._lstm_parameters import LSTMParameters
+from harness.contract import State
 
 NAME = "numpy-lstm"
 DTYPES = (torch.float32, torch.float64)
@@ -71,7 +71,7 @@ class NumpyLSTMFunction(torch.autograd.Function):
                 None, *flat)
 
 
-class NumpyLSTM(RecurrentCell):
+class NumpyLSTM(LSTMParameters):
     """A stacked LSTM computed in NumPy (CPU only), with ``torch.nn.LSTM``'s parameters.
 
     ``forward(x (T, B, I), state=None | (h0, c0) each (L, B, H)) -> out (T, B, H), (hT, cT)``.
@@ -79,35 +79,7 @@ class NumpyLSTM(RecurrentCell):
     the outputs of every layer but the top one, as ``nn.LSTM`` does.
     """
 
-    state_names = ("h", "c")
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{NAME}: {name} must be a positive integer, got {value!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"{NAME}: dropout must be a number between 0 and 1, got {dropout!r}")
-        super().__init__(input_size, hidden_size, num_layers, float(dropout))
-        H = hidden_size
-        for k in range(num_layers):
-            layer_in = input_size if k == 0 else H
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(4 * H, layer_in)))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(4 * H, H)))
-            self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(4 * H)))
-            self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(4 * H)))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter, in ``nn.LSTM``'s order: the same seed gives
-        the same weights as ``nn.LSTM``."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
-
-    def layer_weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(W_ih (4H, I_l), W_hh (4H, H), b_ih (4H,), b_hh (4H,))`` of one layer."""
-        return (getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
-                getattr(self, f"bias_ih_l{layer}"), getattr(self, f"bias_hh_l{layer}"))
+    cell_name = NAME
 
     def _flat_weights(self) -> list[Tensor]:
         return [w for layer in range(self.num_layers) for w in self.layer_weights(layer)]

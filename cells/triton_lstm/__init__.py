@@ -15,22 +15,22 @@ On the CPU the cell runs only through Triton's interpreter, and only when
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from cells.triton_lstm import runtime
 from cells.triton_lstm.function import MAX_HIDDEN, Tiles, forward_sequence, fused_supported, lstm_layer
 from cells.triton_lstm.naive import naive_forward
 from harness import CellSpec, hookimpl
-from harness.contract import RecurrentCell, State
+from cells._lstm_parameters import LSTMParameters
+from harness.contract import State
 
 GATE_NAMES = ("input", "forget", "cell", "output", "learn", "remember", "use")
 
 
-class TritonLSTM(RecurrentCell):
+class TritonLSTM(LSTMParameters):
     """``torch.nn.LSTM`` semantics (time-major, gate order i, f, g, o), computed by Triton kernels.
 
     Parameters of layer ``k`` carry nn.LSTM's names and shapes, so state dicts load
@@ -42,35 +42,12 @@ class TritonLSTM(RecurrentCell):
     :param tiles: launch configuration override (tests use it to force the multi-tile path).
     """
 
-    state_names = ("h", "c")
+    cell_name = "triton-lstm"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
                  tiles: Tiles | None = None):
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"triton-lstm: {name} must be a positive integer, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"triton-lstm: dropout must be in [0, 1), got {dropout}")
         super().__init__(input_size, hidden_size, num_layers, dropout)
         self.tiles = tiles
-        G = 4 * hidden_size
-        for k in range(num_layers):
-            fan_in = input_size if k == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(G, fan_in)))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(G, hidden_size)))
-            self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(G)))
-            self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(G)))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
-
-    def layer_weights(self, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """``(W_ih (4H, I_k), W_hh (4H, H), b_ih (4H,), b_hh (4H,))`` of layer ``k``."""
-        return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),
-                getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}"))
 
     @property
     def uses_triton(self) -> bool:

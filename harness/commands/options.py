@@ -42,15 +42,14 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 
 def apply_threads(threads: int | None) -> None:
-    """Set torch's CPU thread count (and NumPy's BLAS, when threadpoolctl is there)."""
+    """Set torch's CPU thread count and NumPy's BLAS pool to ``threads`` (both, so CPU comparisons are fair)."""
     if threads is None:
         return
+    import numpy  # noqa: F401  (load the BLAS so that threadpoolctl can find it)
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(threads)
-    except ImportError:
-        pass
+    threadpool_limits(threads)
 
 
 def resolve_device(name: str) -> torch.device:
