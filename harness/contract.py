@@ -241,6 +241,8 @@ class TaskSpec:
     """Run defaults that suit this task (``seq_len``, ``steps``, ``hidden_size``,
     ``batch_size``, ``lr``, ``optimizer``, ``layers``, ``dropout``, ``clip``)."""
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Named sets of run defaults (``--preset NAME``), e.g. a paper's settings. A preset may hold a
+    ``task_options`` mapping too; options given with ``--task-opt`` still win."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):

@@ -166,3 +166,22 @@ def test_bench_writes_timings(cli, tmp_path):
     assert (b["tokens_per_s"] > 0).all() and (b["q25_s"] <= b["q75_s"]).all()
     code, _, err = cli("bench", "--shapes", "5x2x3", "--out", tmp_path / "c")
     assert code == 2 and "write T x B x I x H" in err
+
+
+def test_a_preset_sets_task_options_and_the_command_line_wins(cli, tmp_path):
+    data = tmp_path / "polarity"
+    data.mkdir()
+    words = ["good", "fine", "great", "bad", "poor", "dull", "plot", "actors", "the", "film"]
+    for name, offset in (("rt-polarity.pos", 0), ("rt-polarity.neg", 3)):
+        (data / name).write_text("\n".join(" ".join(words[(i + offset + k) % 10] for k in range(5))
+                                           for i in range(30)) + "\n")
+    small = ["--steps", "2", "--hidden-size", "4", "--seq-len", "6", "--batch-size", "4", "--no-progress", "--no-plots"]
+    code, _, err = cli("run", "--cells", "lstm", "--task", "sentiment", "--preset", "rt-polarity",
+                       "--task-opt", f"path={data}", "--out", tmp_path / "a", *small)
+    assert code == 0, err
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["task_options"]["source"] == "rt-polarity" and config["hidden_size"] == 4
+    code, _, err = cli("run", "--cells", "lstm", "--task", "sentiment", "--preset", "rt-polarity",
+                       "--task-opt", "source=synthetic", "--out", tmp_path / "b", *small)
+    assert code == 0, err
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["task_options"]["source"] == "synthetic"

@@ -61,10 +61,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def parse_task_options(pairs: list[str], declared: Any) -> dict[str, Any]:
-    """``["n_symbols=4", ...]`` -> typed values, checked against the task's declared options."""
+def parse_task_options(pairs: list[str], declared: Any, preset: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``["n_symbols=4", ...]`` -> typed values, checked against the task's declared options.
+
+    Values come from, in rising priority: each option's default, the preset's
+    ``task_options``, then the command line."""
     by_name: dict[str, TaskOption] = {o.name: o for o in declared}
     values = {o.name: o.default for o in declared}
+    for name, value in (preset or {}).items():
+        if name not in by_name:
+            raise HarnessError(f"the preset sets unknown task option {name!r}; valid options: {', '.join(sorted(by_name))}")
+        values[name] = value
     for pair in pairs:
         if "=" not in pair:
             raise HarnessError(f"--task-opt {pair!r}: write NAME=VALUE")

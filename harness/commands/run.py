@@ -67,12 +67,15 @@ def add_arguments(p) -> None:
 def resolve_config(args, task_spec, device) -> RunConfig:
     defaults = dict(GLOBAL_DEFAULTS)
     defaults.update(task_spec.defaults)
+    preset_options: dict = {}
     if args.preset:
         presets = getattr(task_spec, "presets", {}) or {}
         if args.preset not in presets:
             valid = ", ".join(sorted(presets)) or "(this task has none)"
             raise HarnessError(f"unknown preset {args.preset!r} for task {task_spec.name}; valid presets: {valid}")
-        defaults.update(presets[args.preset])
+        preset = dict(presets[args.preset])
+        preset_options = dict(preset.pop("task_options", {}))  # a preset may also choose task options
+        defaults.update(preset)
     value = {k: (getattr(args, k) if getattr(args, k, None) is not None else defaults[k]) for k in GLOBAL_DEFAULTS}
     if value["clip"] is not None and math.isinf(value["clip"]):
         value["clip"] = None
@@ -82,7 +85,7 @@ def resolve_config(args, task_spec, device) -> RunConfig:
         if not part.isdigit() or not 0 <= int(part) <= steps:
             raise HarnessError(f"--grad-at {part!r}: each entry must be a step between 0 and {steps}")
         grad_steps.append(int(part))
-    task_options = parse_task_options(args.task_opt, task_spec.options)
+    task_options = parse_task_options(args.task_opt, task_spec.options, preset_options)
     return RunConfig(task=task_spec.name, cells=[], steps=steps, seq_len=value["seq_len"],
                      batch_size=value["batch_size"], hidden_size=value["hidden_size"], layers=value["layers"],
                      dropout=value["dropout"], lr=value["lr"], optimizer=value["optimizer"], clip=value["clip"],

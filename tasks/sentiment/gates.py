@@ -1,0 +1,73 @@
+"""Per-token gate table: what a trained cell's gates do while it reads a few reviews.
+
+For each inspected review and each of its real tokens (padding is skipped),
+one row with the mean over ``H`` of every gate of the *top* layer, and the
+model's probability of "positive" if the review ended at that token (the
+readout applied to ``h_t``, as the seeds' SentimentRNN applies its linear
+layer at every step and keeps the last). This makes the seeds' claim
+testable: in "Amazing movie! ... hardly any boring moment." an LSTM should
+open its input gate on the cue words and keep its forget gate near 1 across
+the filler.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from tasks.sentiment.text import PAD_ID, Vocabulary, encode
+
+# LSTM gates first, in the order the seeds discuss them; any other names follow.
+PREFERRED = ("forget", "input", "output")
+# Gate names that would collide with a table column: the runner adds a ``cell`` column,
+# so the LSTM's candidate ``cell`` gate (g) is written as ``candidate`` (the GRU's name for n).
+# Any other gate named like a column gets a ``_gate`` suffix.
+RESERVED = {"cell", "review", "origin", "position", "token", "in_vocab", "label", "p_positive", "prediction"}
+
+
+def _column(gate: str) -> str:
+    if gate == "cell":
+        return "candidate"
+    return f"{gate}_gate" if gate in RESERVED else gate
+
+
+def gate_table(model: nn.Module, reviews: Sequence[tuple[str, list[str], int]], vocab: Vocabulary,
+               seq_len: int, device: torch.device) -> pd.DataFrame:
+    """One row per (review, real token).
+
+    :param model: a ``TaskModel`` whose cell implements ``gate_activations`` -> name -> ``(L, T, B, H)``.
+    :param reviews: ``(origin, tokens, label)`` per review; ``origin`` says where it came from.
+    :returns: columns ``review, origin, position, token, in_vocab, label, p_positive, prediction``
+        and one column per gate (``forget, input, output, ...`` for an LSTM).
+    """
+    tokens = [toks for _, toks, _ in reviews]
+    x = encode(tokens, vocab, seq_len).to(device)                          # (T, N)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            emb = model.head.embed(x)                                     # (T, N, E)
+            out, _ = model.cell(emb)                                      # (T, N, H)
+            p_step = torch.sigmoid(model.head.step_logits(out)).cpu()     # (T, N)
+            gates = {_column(name): g[-1].mean(-1).cpu()        # top layer, mean over H: (T, N)
+                     for name, g in model.cell.gate_activations(emb).items()}
+    finally:
+        model.train(was_training)
+    names = [n for n in PREFERRED if n in gates] + [n for n in gates if n not in PREFERRED]
+    T = seq_len
+    rows = []
+    for n, (origin, toks, label) in enumerate(reviews):
+        shown = toks[:T]
+        start = T - len(shown)            # left padding: real tokens sit at the end
+        ids = x[:, n].tolist()
+        for pos, word in enumerate(shown):
+            t = start + pos
+            row = {"review": n, "origin": origin, "position": pos, "token": word,
+                   "in_vocab": ids[t] != PAD_ID and word in vocab, "label": label,
+                   "p_positive": float(p_step[t, n]), "prediction": float(p_step[T - 1, n])}
+            row.update({name: float(gates[name][t, n]) for name in names})
+            rows.append(row)
+    return pd.DataFrame(rows)
