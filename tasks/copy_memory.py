@@ -110,8 +110,8 @@ def register_tasks(register):
             TaskOption("eval_size", int, 512, "sequences in the val and test batches", minimum=1, maximum=100_000),
         ),
         # Sized to finish in about 3 minutes for lstm+rnn on a 2-core CPU (docs/tasks.md).
-        defaults={"seq_len": 20, "steps": 4000, "batch_size": 64, "hidden_size": 128,
-                  "lr": 1e-2, "optimizer": "adam", "clip": 1.0, "layers": 1, "dropout": 0.0},
+        defaults={"seq_len": 20, "steps": 8000, "batch_size": 64, "hidden_size": 128,
+                  "lr": 5e-3, "optimizer": "adam", "clip": 1.0, "layers": 1, "dropout": 0.0},
         presets={
             # Arjovsky et al. (2016), section 4.1: T=100, RMSProp at lr 1e-3, batch 20. Equal width
             # (H=128) for every cell rather than their equal parameter counts: see docs/tasks.md.

@@ -164,8 +164,13 @@ def test_bench_writes_timings(cli, tmp_path):
     b = pd.read_csv(tmp_path / "b" / "bench.csv")
     assert set(b["pass"]) == {"forward", "forward+backward"} and (b["status"] == "ok").all()
     assert (b["tokens_per_s"] > 0).all() and (b["q25_s"] <= b["q75_s"]).all()
+    assert "fwd+bwd vs lstm" in out
+    ratio_line = next(l for l in out.splitlines() if l.split()[4:5] == ["lstm"])
+    assert ratio_line.split()[-1] == "1.00"
     code, _, err = cli("bench", "--shapes", "5x2x3", "--out", tmp_path / "c")
     assert code == 2 and "write T x B x I x H" in err
+    code, _, err = cli("bench", "--cells", "rnn", "--reference", "gru", "--shapes", "5x2x3x4", "--out", tmp_path / "d")
+    assert code == 2 and "--reference gru: not among the timed cells" in err
 
 
 def test_a_preset_sets_task_options_and_the_command_line_wins(cli, tmp_path):

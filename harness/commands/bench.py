@@ -35,6 +35,7 @@ def add_arguments(p) -> None:
                    "usually the core count); recorded in environment.json")
     p.add_argument("--warmup", type=bounded_int(0, 10_000), default=3, help="untimed calls first (default 3)")
     p.add_argument("--repeats", type=bounded_int(1, 100_000), default=10, help="timed calls (default 10)")
+    p.add_argument("--reference", help="cell the ratio column divides by (default: lstm if timed, else the first cell)")
     p.add_argument("--out", type=Path, help="folder for bench.csv (default results/<time>-bench)")
 
 
@@ -44,6 +45,10 @@ def main(args) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     specs = registry.parse_cells(args.cells)
     shapes = parse_shapes(args.shapes)
+    names = [spec.name for spec in specs]
+    reference = args.reference or ("lstm" if "lstm" in names else names[0])
+    if reference not in names:
+        raise HarnessError(f"--reference {reference}: not among the timed cells ({', '.join(names)})")
     device = resolve_device(args.device)
     apply_threads(args.threads)
     dtype = DTYPES[args.dtype]
@@ -64,17 +69,26 @@ def main(args) -> int:
     table = pd.DataFrame(rows, columns=BENCH_COLUMNS)
     if table.empty:
         raise HarnessError("nothing was timed")
-    print(format_bench(table))
+    print(format_bench(table, reference))
     print(f"\ntable: {writer.folder / 'bench.csv'}")
     return 0
 
 
-def format_bench(table: pd.DataFrame) -> str:
-    """One line per (shape, cell): forward and forward+backward tokens/s, plus the ratio to the first cell."""
+def format_bench(table: pd.DataFrame, reference: str) -> str:
+    """One line per (shape, cell), in the order timed: forward and forward+backward tokens/s, and the
+    forward+backward ratio to the ``reference`` cell at the same shape."""
     ok = table[table["status"] == "ok"]
-    wide = ok.pivot_table(index=["T", "B", "I", "H", "cell"], columns="pass", values="tokens_per_s", sort=False)
-    wide = wide.rename(columns={"forward": "fwd tok/s", "forward+backward": "fwd+bwd tok/s"}).reset_index()
-    lines = [wide.to_string(index=False, float_format=lambda v: f"{v:,.0f}")]
-    for row in table[table["status"] != "ok"].drop_duplicates(["cell", "T", "B", "I", "H"]).itertuples():
+    keys = ["T", "B", "I", "H", "cell"]
+    lines = []
+    if len(ok):
+        wide = ok.pivot_table(index=keys, columns="pass", values="tokens_per_s")
+        wide = wide.reindex(pd.MultiIndex.from_frame(ok[keys].drop_duplicates()))  # keep the timing order
+        wide = wide.rename(columns={"forward": "fwd tok/s", "forward+backward": "fwd+bwd tok/s"}).reset_index()
+        ref = wide[wide["cell"] == reference].set_index(["T", "B", "I", "H"])["fwd+bwd tok/s"]
+        wide[f"fwd+bwd vs {reference}"] = [v / ref.get((t, b, i, h), float("nan"))
+                                           for t, b, i, h, v in wide[["T", "B", "I", "H", "fwd+bwd tok/s"]].itertuples(index=False)]
+        lines.append(wide.to_string(index=False, formatters={
+            "fwd tok/s": "{:,.0f}".format, "fwd+bwd tok/s": "{:,.0f}".format, f"fwd+bwd vs {reference}": "{:.2f}".format}))
+    for row in table[table["status"] != "ok"].drop_duplicates(keys).itertuples():
         lines.append(f"{row.cell} at {row.T}x{row.B}x{row.I}x{row.H}: {row.status} ({row.reason})")
     return "\n".join(lines)
