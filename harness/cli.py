@@ -37,12 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip these plugin entry points (as HARNESS_DISABLE_PLUGINS does)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"harness.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"harness.commands.{name}":
-                continue  # a command not built yet
-            raise
+        module = importlib.import_module(f"harness.commands.{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)

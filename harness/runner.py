@@ -115,7 +115,8 @@ def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: tor
 
 class Runner:
     def __init__(self, cfg: RunConfig, task_spec: TaskSpec, cell_specs: list[CellSpec],
-                 writer: RunWriter, progress: bool = True, say: Callable[[str], None] = print):
+                 writer: RunWriter, progress: bool = True, say: Callable[[str], None] = print,
+                 task: Task | None = None):
         self.cfg = cfg
         self.task_spec = task_spec
         self.cell_specs = cell_specs
@@ -124,7 +125,7 @@ class Runner:
         self.say = say
         self.device = torch.device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
-        self.task = make_task(task_spec, cfg)
+        self.task = task if task is not None else make_task(task_spec, cfg)
 
     # ------------------------------------------------------------------ run
 

@@ -110,6 +110,7 @@ def test_list_shows_cells_tasks_and_their_package(cli):
 def test_bad_options_get_one_line(args, needle, cli, tmp_path):
     code, _, err = cli("run", *args, "--out", tmp_path / "r", "--no-progress")
     assert code == 2
+    assert not (tmp_path / "r").exists()                          # a refused run leaves no folder
     line = one_line_error(err)
     assert needle in line
     if "unknown cell" in needle:

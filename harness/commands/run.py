@@ -22,7 +22,7 @@ from harness.environment import describe
 from harness.errors import HarnessError
 from harness.registry import load_registry
 from harness.results import RunWriter, default_run_folder
-from harness.runner import OPTIMIZERS, RunConfig, Runner
+from harness.runner import OPTIMIZERS, RunConfig, Runner, make_task
 from harness.summary import summary_table, verdicts
 
 HELP = "train cells on a task and compare them"
@@ -117,8 +117,9 @@ def main(args) -> int:
     cfg = resolve_config(args, task_spec, device)
     cfg.cells = [s.name for s in cell_specs]
 
+    task = make_task(task_spec, cfg)  # before the folder: bad data or options leave nothing behind
     writer = RunWriter(args.out if args.out else default_run_folder(Path("results"), cfg.task))
-    runner = Runner(cfg, task_spec, cell_specs, writer, progress=not args.no_progress)
+    runner = Runner(cfg, task_spec, cell_specs, writer, progress=not args.no_progress, task=task)
     writer.write_json("config.json", {**cfg.to_dict(), "task_config": runner.task.config(),
                                       "baseline": runner.task.baseline, "solved_rule": runner.task.solved_rule,
                                       "accuracy": runner.task.accuracy_name})
