@@ -8,7 +8,8 @@ Not part of the default test run (pytest's testpaths is tests/)::
 ``OMP_NUM_THREADS`` gives both libraries the same number of threads: torch reads
 it at start-up (and this file also calls ``torch.set_num_threads`` with it), and
 NumPy's OpenBLAS reads it when NumPy loads. Unset, both use every core. The
-thread counts actually in use are recorded in each benchmark's ``extra_info``.
+thread counts actually in use are recorded in each benchmark's ``extra_info``, with
+the number of batch slices numpy-lstm runs in parallel threads (``cells.numpy_lstm.threads``).
 
 ``test_numpy_lstm_vs_lstm[shape]`` times the two cells alternately, round
 after round (nn.LSTM in pytest-benchmark's untimed ``setup``, timed by this
@@ -36,7 +37,7 @@ import pytest
 import torch
 
 from cells.lstm import TorchLSTM
-from cells.numpy_lstm import NumpyLSTM
+from cells.numpy_lstm import NumpyLSTM, threads
 from harness.bench import Shape
 
 SHAPES = [Shape(100, 64, 32, 128), Shape(200, 128, 64, 256), Shape(100, 32, 256, 512)]
@@ -97,10 +98,11 @@ def test_numpy_lstm_vs_lstm(benchmark, shape):
         "numpy_lstm_tokens_per_s": tokens / mine_median, "lstm_tokens_per_s": tokens / ref_median,
         "lstm_median_s": ref_median, "ratio": ratio, "target": TARGET, "meets_target": ratio >= TARGET,
         "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads(),
+        "numpy_lstm_slices": threads.workers(shape.B, shape.H),
     })
     print(f"\n{shape}: numpy-lstm {tokens / mine_median:,.0f} tok/s, nn.LSTM {tokens / ref_median:,.0f} tok/s, "
           f"ratio {ratio:.2f} (target >= {TARGET}; torch threads {torch.get_num_threads()}, "
-          f"BLAS threads {blas_threads()})")
+          f"BLAS threads {blas_threads()}, batch slices {threads.workers(shape.B, shape.H)})")
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)

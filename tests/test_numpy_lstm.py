@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cells.lstm import TorchLSTM
-from cells.numpy_lstm import NumpyLSTM, NumpyLSTMFunction, kernel
+from cells.numpy_lstm import NumpyLSTM, NumpyLSTMFunction, kernel, threads
 from cells.numpy_lstm.pool import POOL, ArrayPool
 from harness import TaskConfig
 from harness.cli import main as cli_main
@@ -195,6 +195,68 @@ def test_reused_memory_never_changes_earlier_results():
     out1_again, _ = cell(x1)
     assert torch.equal(torch.autograd.grad(out1_again.square().sum(), x1)[0], grad1)
     assert POOL.bytes_held > 0
+
+
+def _outputs_and_grads(cell, x, state, seed):
+    """Outputs, final states and the gradients of a random linear loss wrt x, the state and every parameter."""
+    torch.manual_seed(seed)                                        # the same dropout masks for every call
+    out, (h, c) = cell(x, state)
+    gen = torch.Generator().manual_seed(2)
+    loss = sum((a * torch.randn(a.shape, dtype=a.dtype, generator=gen)).sum() for a in (out, h, c))
+    return [out, h, c, *torch.autograd.grad(loss, [x, *state, *cell.parameters()])]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_batch_split_across_threads_equals_one_thread(workers):
+    T, B, I, H, L = 6, 7, 4, 5, 2                                  # an uneven split, two layers, dropout
+    _, cell = _pair(I, H, L, torch.float64)
+    cell.dropout = 0.3
+    x, state = _inputs(T, B, I, H, L, torch.float64, with_state=True)
+    with threads.forced_workers(1):
+        single = _outputs_and_grads(cell, x, state, seed=5)
+    with threads.forced_workers(workers):
+        assert threads.workers(B, H) == workers
+        split = _outputs_and_grads(cell, x, state, seed=5)
+        again = _outputs_and_grads(cell, x, state, seed=5)
+    for one, many, repeat in zip(single, split, again):
+        assert many.shape == one.shape
+        assert torch.allclose(many, one, rtol=1e-12, atol=1e-12)   # the same LSTM, only the sum order differs
+        assert torch.equal(many, repeat)                           # and the same numbers every time
+
+
+def test_workers_follow_blas_threads_and_batch_size():
+    from threadpoolctl import threadpool_limits
+
+    n, size = threads.MIN_COLUMNS, threads.MIN_SLICE_SIZE
+    with threadpool_limits(2, user_api="blas"):
+        assert threads.workers(2 * n, size // n) == 2
+        assert threads.workers(2 * n - 1, size) == 1               # too few columns for two slices
+        assert threads.workers(4 * n, size // (2 * n) - 1) == 1    # too little work per slice
+        hidden = threads.HIDDEN_PER_COLUMN * 4 * n
+        assert threads.workers(8 * n, hidden) == 2
+        assert threads.workers(8 * n - 1, hidden) == 1             # too few columns for this many units
+    with threadpool_limits(1, user_api="blas"):
+        assert threads.workers(1000, 1000) == 1
+    with threads.forced_workers(3):
+        assert threads.workers(2, 1) == 2                          # never an empty slice
+    assert threads.column_slices(10, 3) == [slice(0, 3), slice(3, 6), slice(6, 10)]
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        with threads.forced_workers(0):
+            pass
+
+
+def test_an_error_in_a_worker_thread_is_raised_and_blas_restored():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def fails():
+        raise RuntimeError("boom in a worker")
+
+    with threadpool_limits(2, user_api="blas"):
+        blas_before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        with pytest.raises(RuntimeError, match="boom in a worker"):
+            threads.run_parallel([lambda: 1, fails])
+        assert threads.run_parallel([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
+        assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == blas_before
 
 
 def test_any_batch_size_and_float32_round_trip():

@@ -6,6 +6,8 @@
 * :mod:`cells.numpy_lstm.cell`: the torch module (``nn.LSTM``'s parameter
   names and layout), its input checks, and the ``torch.autograd.Function``
   that lets it train like any other cell.
+* :mod:`cells.numpy_lstm.threads`: with more than one BLAS thread, the batch
+  split into slices that go through the kernel in parallel threads (speed only).
 * :mod:`cells.numpy_lstm.pool`: reuse of the large arrays from one call to the
   next (speed only; no result depends on it).
 

@@ -5,8 +5,10 @@
 ``bias_ih_l{k}``, ``bias_hh_l{k}``, gate order ``i, f, g, o``), so that its
 ``state_dict`` and an ``nn.LSTM``'s are interchangeable. The arithmetic is all
 in :mod:`cells.numpy_lstm.kernel`; :class:`NumpyLSTMFunction` hands it NumPy
-views of the tensors (no copies on the CPU) and gives torch the gradients
-back, so the cell trains like any other, with no torch autograd inside it.
+views of the tensors (no copies on the CPU), through :mod:`cells.numpy_lstm.threads`
+(which runs slices of the batch in parallel when BLAS has several threads), and
+gives torch the gradients back, so the cell trains like any other, with no torch
+autograd inside it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from cells.numpy_lstm import kernel
+from cells.numpy_lstm import kernel, threads
 from cells.numpy_lstm.pool import POOL
 from cells._lstm_parameters import LSTMParameters
 from harness.contract import State
@@ -45,7 +47,7 @@ class NumpyLSTMFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, h0: Tensor, c0: Tensor, masks, *params: Tensor):
         weights = [tuple(_np(p) for p in params[k:k + 4]) for k in range(0, len(params), 4)]
         lease = POOL.lease()
-        out, hT, cT, cache = kernel.stack_forward(_np(x), _np(h0), _np(c0), weights, masks, empty=lease)
+        out, hT, cT, cache = threads.stack_forward(_np(x), _np(h0), _np(c0), weights, masks, empty=lease)
         weakref.finalize(cache, lease.release)                     # the cache's arrays serve again once it is gone
         ctx.cache = cache
         # The cache holds NumPy views of x and of the weights; saving them lets torch's version
@@ -60,8 +62,8 @@ class NumpyLSTMFunction(torch.autograd.Function):
         needs = ctx.needs_input_grad
         lease = POOL.lease()
         try:
-            dx, dh0, dc0, grads = kernel.stack_backward(_np(d_out), _np(d_hT), _np(d_cT), ctx.cache,
-                                                        need_dx=needs[0], empty=lease)
+            dx, dh0, dc0, grads = threads.stack_backward(_np(d_out), _np(d_hT), _np(d_cT), ctx.cache,
+                                                         need_dx=needs[0], empty=lease)
         finally:
             lease.release()                                        # scratch only: no result lives in it
         flat = [torch.from_numpy(g) for layer in grads for g in layer]
