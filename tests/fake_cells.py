@@ -8,8 +8,8 @@ from torch import nn
 from harness import CellSpec, RecurrentCell, hookimpl
 
 
-class _TinyRNN(RecurrentCell):
-    """A hand-written tanh RNN: h_t = tanh(x_t W^T + h_{t-1} U^T + b)."""
+class HandRNN(RecurrentCell):
+    """A hand-written tanh RNN: h_t = tanh(x_t W^T + h_{t-1} U^T + b). Subclasses break one thing each."""
 
     state_names = ("h",)
 
@@ -24,7 +24,7 @@ class _TinyRNN(RecurrentCell):
         h = torch.zeros(x.shape[1], self.hidden_size, dtype=x.dtype, device=x.device) if state is None else state[0][0]
         outs = []
         for t in range(x.shape[0]):
-            h = torch.tanh(self.w(x[t]) + self.u(h))
+            h = self.act(self.w(x[t]) + self.u(h))
             outs.append(h)
         if self.training and torch.is_grad_enabled():
             self.training_calls += 1
@@ -32,11 +32,14 @@ class _TinyRNN(RecurrentCell):
         out = torch.stack(outs)
         return out, (out[-1:].clone(),)
 
+    def act(self, z):
+        return torch.tanh(z)
+
     def misbehave(self):
         pass
 
 
-class NaNAfterThree(_TinyRNN):
+class NaNAfterThree(HandRNN):
     def forward(self, x, state=None):
         out, st = super().forward(x, state)
         if self.training_calls > 3:
@@ -44,12 +47,12 @@ class NaNAfterThree(_TinyRNN):
         return out, st
 
 
-class Raising(_TinyRNN):
+class Raising(HandRNN):
     def misbehave(self):
         raise RuntimeError("boom inside the plugin")
 
 
-class InterruptOnThird(_TinyRNN):
+class InterruptOnThird(HandRNN):
     def misbehave(self):
         if self.training_calls == 3:
             raise KeyboardInterrupt
@@ -61,7 +64,7 @@ class OutsiderPlugin:
     @hookimpl
     def register_cells(self, register):
         register(CellSpec(name="outsider-rnn", description="hand-written tanh RNN from a test plugin",
-                          factory=_TinyRNN, max_layers=1))
+                          factory=HandRNN, max_layers=1))
 
 
 class MisbehavingPlugin:

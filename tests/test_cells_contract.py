@@ -43,9 +43,9 @@ def test_gru_gate_view_is_consistent(registry):
 
 
 def test_single_layer_cells_are_stacked_by_the_harness(registry):
-    from fake_cells import _TinyRNN
+    from fake_cells import HandRNN
     from harness import CellSpec
-    spec = CellSpec(name="tiny", description="", factory=_TinyRNN, max_layers=1)
+    spec = CellSpec(name="tiny", description="", factory=HandRNN, max_layers=1)
     cell = build_cell(spec, 3, 4, layers=3, dropout=0.2)
     assert isinstance(cell, Stacked) and len(cell.layers) == 3
     out, (h,) = cell(torch.randn(5, 2, 3))

@@ -6,34 +6,11 @@ import os
 
 import pytest
 import torch
-from torch import nn
 
-from harness import CellSpec, RecurrentCell
+from harness import CellSpec
 from harness import testing as kit
 
-
-class HandRNN(RecurrentCell):
-    """A correct hand-written tanh RNN; the broken cells below each change one thing."""
-
-    state_names = ("h",)
-
-    def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0):
-        super().__init__(input_size, hidden_size, num_layers, dropout)
-        self.w = nn.Linear(input_size, hidden_size)
-        self.u = nn.Linear(hidden_size, hidden_size, bias=False)
-
-    def act(self, z):
-        return torch.tanh(z)
-
-    def forward(self, x, state=None):
-        """x: (T, B, I) -> out (T, B, H), (h (1, B, H),)."""
-        h = (state if state is not None else self.initial_state(x.shape[1], x))[0][0]
-        outs = []
-        for t in range(x.shape[0]):
-            h = self.act(self.w(x[t]) + self.u(h))
-            outs.append(h)
-        out = torch.stack(outs)
-        return out, (out[-1:],)
+from fake_cells import HandRNN  # a correct tanh RNN; each broken cell below changes one thing
 
 
 class WrongShape(HandRNN):
