@@ -3,7 +3,3 @@
 
 class HarnessError(Exception):
     """A user-facing error: the message says what is wrong and how to fix it."""
-
-
-class CellUnavailable(HarnessError):
-    """A requested cell cannot run here (device, dtype, missing compiler); the run skips it."""

@@ -74,12 +74,6 @@ class Diverged(Exception):
     pass
 
 
-@dataclass
-class CellOutcome:
-    summary: dict[str, Any]
-    model: nn.Module | None = None
-
-
 def make_task(spec: TaskSpec, cfg: RunConfig) -> Task:
     try:
         return spec.factory(TaskConfig(cfg.seq_len, cfg.batch_size, cfg.seed, dict(cfg.task_options)))
