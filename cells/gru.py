@@ -61,4 +61,5 @@ def register_cells(register):
         state_names=("h",),
         exposes_gates=True,
         whole_sequence=True,
+        color="#2ca02c",  # matplotlib tab10
     ))

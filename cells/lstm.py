@@ -71,4 +71,5 @@ def register_cells(register):
         state_names=("h", "c"),
         exposes_gates=True,
         whole_sequence=True,
+        color="#1f77b4",  # matplotlib tab10
     ))

@@ -22,4 +22,5 @@ def register_cells(register):
         description="vanilla tanh RNN (torch.nn.RNN); the vanishing-gradient reference",
         factory=VanillaRNN,
         state_names=("h",),
+        color="#d62728",  # matplotlib tab10
     ))

@@ -13,12 +13,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-KEY_COLUMNS = ["task", "seq_len", "cell", "status", "steps", "eval_loss", "baseline", "accuracy", "solved",
-               "beats_baseline", "grad_decay_init", "grad_decay_final", "tokens_per_s", "wall_s"]
+from harness.columns import SHOWN, SUMMARY, display
+
+KEY_COLUMNS = ["task"] + [c.name for c in SHOWN if c.name != "task"]
 RATIO_COLUMNS = ("tokens_per_s", "eval_loss")
 
-DISPLAY_FORMATS = {"eval_loss": ".4f", "baseline": ".4f", "accuracy": ".3f", "grad_decay_init": ".3f",
-                   "grad_decay_final": ".3f", "tokens_per_s": ",.0f", "wall_s": ".1f"}
+DISPLAY_FORMATS = {c.name: c.fmt for c in SUMMARY if c.fmt}
 
 
 def run_labels(folders: Sequence[Path]) -> list[str]:
@@ -60,6 +60,5 @@ def display_table(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in shown.columns:
         spec = DISPLAY_FORMATS.get(column, ".3f" if "_vs_" in column else None)
-        if spec is not None:
-            shown[column] = [("-" if pd.isna(v) else format(float(v), spec)) for v in shown[column]]
+        shown[column] = [display(v, spec) for v in shown[column]]
     return shown.to_string(index=False)

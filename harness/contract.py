@@ -30,6 +30,7 @@ State = tuple[Tensor, ...]
 """A recurrent state: one ``(L, B, H)`` tensor per name in ``CellSpec.state_names``."""
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 class RecurrentCell(nn.Module):
@@ -70,8 +71,10 @@ class RecurrentCell(nn.Module):
     def gate_activations(self, x: Tensor, state: State | None = None) -> dict[str, Tensor]:
         """Per-step gate activations, for cells whose spec sets ``exposes_gates``.
 
-        :returns: name -> ``(L, T, B, H)``. LSTM-like cells use the names
-            ``input``, ``forget``, ``cell`` (candidate) and ``output``.
+        :returns: name -> ``(L, T, B, H)``. Names come from the vocabulary in
+            :mod:`harness.gates` (textbook LSTM: ``input``, ``forget``, ``cell``,
+            ``output``; the seeds': ``learn``, ``forget``, ``remember``, ``use``;
+            GRU: ``reset``, ``update``, ``candidate``); other names are kept too.
         """
         raise NotImplementedError(f"{type(self).__name__} does not expose gate activations")
 
@@ -102,10 +105,17 @@ class CellSpec:
     availability: Callable[[str], str | None] | None = None
     """Optional check ``availability(device_type) -> reason or None``, for needs
     the static fields cannot express (a compiler, an environment switch)."""
+    color: str | None = None
+    """Optional ``"#rrggbb"`` colour for this cell in every figure; without one, a colour is derived from the name."""
+    reference: str | None = None
+    """Optional name of a cell that computes the same function from the same parameters (``"lstm"`` for a cell with
+    ``nn.LSTM``'s parameter layout). ``harness bench`` checks the cell against it numerically before timing it."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(f"cell name {self.name!r} must be lower-case letters, digits, '-', '_' or '.'")
+        if self.color is not None and not _COLOR.match(str(self.color)):
+            raise ValueError(f"cell {self.name!r}: color must be '#rrggbb', got {self.color!r}")
         if not callable(self.factory):
             raise ValueError(f"cell {self.name!r}: factory must be callable")
         if not self.state_names or self.state_names[0] != "h":
@@ -149,7 +159,12 @@ class Batch:
 
 @dataclass(frozen=True)
 class TaskOption:
-    """A task-specific option, set on the command line with ``--task-opt NAME=VALUE``."""
+    """A task-specific option, set on the command line with ``--task-opt NAME=VALUE``.
+
+    The declaration is the only place that states the option's default: the
+    harness fills it in before the task is built, so a task reads
+    ``cfg.options[name]`` and never restates it.
+    """
 
     name: str
     type: type
@@ -158,6 +173,43 @@ class TaskOption:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[Any, ...] | None = None
+
+    def parse(self, value: Any) -> Any:
+        """``value`` (text from the command line or a Python value) -> the declared type, checked against
+        the bounds and choices; :class:`ValueError` with a one-line reason otherwise."""
+        try:
+            if self.type is bool and isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in _BOOL_WORDS:
+                    raise ValueError
+                value = _BOOL_WORDS[lowered]
+            elif self.type is bool and not isinstance(value, bool):
+                raise ValueError
+            else:
+                value = self.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}={value!r}: expected {self.type.__name__}") from None
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise ValueError(f"{self.name}={value!r}: must be between {self.minimum} and {self.maximum}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{self.name}={value!r}: choose one of {', '.join(map(str, self.choices))}")
+        return value
+
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def resolve_task_options(declared: Sequence[TaskOption], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared option: the given value (parsed and checked) or the declared default.
+
+    :raises ValueError: an unknown name (the message lists the valid ones) or a bad value.
+    """
+    by_name = {o.name: o for o in declared}
+    unknown = sorted(set(given) - set(by_name))
+    if unknown:
+        valid = ", ".join(sorted(by_name)) or "(this task has none)"
+        raise ValueError(f"{unknown[0]}: unknown option; valid options: {valid}")
+    return {name: (opt.parse(given[name]) if name in given else opt.default) for name, opt in by_name.items()}
 
 
 @dataclass(frozen=True)
@@ -196,6 +248,8 @@ class Task:
     """Loss of the best predictor that ignores the inputs' history."""
     accuracy_name: str = "accuracy"
     """What ``accuracy`` measures for this task, for the summary."""
+    loss_unit: str = "task loss"
+    """What the loss measures, for axis labels: e.g. ``"cross-entropy per step (nats)"``."""
     solved_rule: str = ""
     """The documented criterion behind :meth:`solved`, in words."""
 
@@ -212,6 +266,15 @@ class Task:
 
     def loss(self, pred: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def memory_loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        """The part of the loss that needs memory; the gradient-flow measurement differentiates it.
+
+        The whole loss by default. A task whose loss also scores steps that need
+        no memory overrides it (``copy``: the recall steps only), so that those
+        steps' own readout terms do not mask how much signal reaches ``t = 0``.
+        """
+        return self.loss(pred, y)
 
     def metrics(self, pred: Tensor, y: Tensor) -> dict[str, float]:
         """At least ``{"accuracy": ...}``."""
@@ -238,8 +301,8 @@ class TaskSpec:
     factory: Callable[[TaskConfig], Task]
     options: Sequence[TaskOption] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    """Run defaults that suit this task (``seq_len``, ``steps``, ``hidden_size``,
-    ``batch_size``, ``lr``, ``optimizer``, ``layers``, ``dropout``, ``clip``)."""
+    """The run settings where this task departs from the global defaults of
+    :data:`harness.run.RUN_OPTIONS` (``seq_len``, ``steps``, ``lr``, ...); only those."""
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Named sets of run defaults (``--preset NAME``), e.g. a paper's settings. A preset may hold a
     ``task_options`` mapping too; options given with ``--task-opt`` still win."""
@@ -249,3 +312,12 @@ class TaskSpec:
             raise ValueError(f"task name {self.name!r} must be lower-case letters, digits, '-', '_' or '.'")
         if not callable(self.factory):
             raise ValueError(f"task {self.name!r}: factory must be callable")
+        names = [o.name for o in self.options]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task {self.name!r}: option names must be unique, got {names}")
+        for option in self.options:  # a default that its own declaration refuses is a plugin bug
+            option.parse(option.default)
+
+    def build(self, seq_len: int, batch_size: int, seed: int, options: Mapping[str, Any] | None = None) -> "Task":
+        """The task, with ``options`` checked against the declarations and every default filled in."""
+        return self.factory(TaskConfig(seq_len, batch_size, seed, resolve_task_options(self.options, options or {})))

@@ -15,9 +15,10 @@ state, fused whole-sequence kernels included.
 For stacked cells the norms are those of the top layer's state. Norms are
 Frobenius norms over ``(B, H)`` of the gradient of the batch-mean loss.
 
-The loss differentiated is ``Task.memory_loss`` when a task defines it (for
-``copy``: the recall steps only, so that the blank steps' own readout terms do
-not mask how much of the recall signal reaches step ``t``), else ``Task.loss``.
+The loss differentiated is ``Task.memory_loss``: the whole loss unless the
+task says which part needs memory (for ``copy``: the recall steps only, so that
+the blank steps' own readout terms do not mask how much of the recall signal
+reaches step ``t``).
 """
 
 from __future__ import annotations
@@ -51,8 +52,7 @@ def state_gradient_norms(model: TaskModel, spec: CellSpec, task: Task, batch: Ba
             carried.append(state)
         h_top = torch.stack([s[0][-1] for s in carried])    # (T, B, H): readout reads the carried state
         pred = model.head.readout(h_top)
-        loss_fn = getattr(task, "memory_loss", None) or task.loss
-        loss = loss_fn(pred, batch.y)
+        loss = task.memory_loss(pred, batch.y)
         flat = [s for st in carried for s in st]
         grads = torch.autograd.grad(loss, flat, allow_unused=True)
     finally:

@@ -5,7 +5,10 @@ returns a :class:`matplotlib.figure.Figure` built without pyplot, on the
 non-interactive Agg canvas: nothing opens a window, nothing leaks into global
 state, and tests can read the plotted data back from the axes.
 
-A cell has the same colour in every figure of every run (:func:`cell_color`).
+A cell has the same colour in every figure of every run (:func:`cell_color`):
+the one its ``CellSpec.color`` declares (recorded in ``config.json``), or one
+derived from its name. Axis labels come from the task (``Task.loss_unit``)
+and gate names from :mod:`harness.gates`; nothing here knows a built-in by name.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,39 +24,32 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from harness import gates as vocabulary
+
 FORMATS = ("png", "svg", "pdf")
 
-# Fixed colours for the built-in cells (matplotlib's tab10 palette) ...
-BUILTIN_COLORS = {
-    "lstm": "#1f77b4",
-    "rnn": "#d62728",
-    "gru": "#2ca02c",
-    "numpy-lstm": "#ff7f0e",
-    "triton-lstm": "#9467bd",
-}
-# ... and a hash-chosen one of these for every other cell (never one of the above).
-OTHER_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-                "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
+DERIVED_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+                  "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
+"""Colours for cells that declare none, chosen by a hash of the name. The built-in cells declare colours from
+matplotlib's tab10 palette, which this list leaves out, so a plugin's cell never looks like a built-in."""
 
-# What the y axis of a learning curve measures, for the tasks we know.
-LOSS_UNITS = {
-    "copy": "cross-entropy per step (nats)",
-    "adding": "mean squared error",
-    "sentiment": "cross-entropy (nats)",
-}
-
-GATE_ORDER = ("forget", "input", "output", "cell", "learn", "remember", "use", "update", "reset", "new")
-# Columns of gates.csv that describe a row rather than hold a gate's value.
+# Columns of a gate table that describe a row rather than hold a gate's value.
 GATE_INDEX_COLUMNS = {"cell", "review", "origin", "position", "token", "in_vocab", "label", "layer", "unit", "step", "t",
-                      "p_positive", "prediction"}
+                      "p_positive", "prediction", "sequence", "symbol", "phase"}
 
 
-def cell_color(name: str) -> str:
-    """A colour for ``name``, the same in every figure and every run (not Python's salted ``hash``)."""
-    if name in BUILTIN_COLORS:
-        return BUILTIN_COLORS[name]
+def cell_color(name: str, declared: Mapping[str, str | None] | None = None) -> str:
+    """The colour of cell ``name``: ``declared[name]`` (its ``CellSpec.color``) when set, else one derived from the
+    name, the same in every process (not Python's salted ``hash``)."""
+    if declared and declared.get(name):
+        return str(declared[name])
     digest = hashlib.sha1(name.encode("utf-8")).digest()
-    return OTHER_COLORS[digest[0] % len(OTHER_COLORS)]
+    return DERIVED_COLORS[digest[0] % len(DERIVED_COLORS)]
+
+
+def run_colors(run: dict[str, Any]) -> dict[str, str | None]:
+    """Cell name -> declared colour, as the run recorded it in ``config.json``."""
+    return dict(run.get("config", {}).get("colors", {}) or {})
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -91,9 +87,10 @@ def learning_curves(run: dict[str, Any]) -> Figure:
     fig = _figure(11, 4.2)
     ax_loss, ax_acc = fig.subplots(1, 2)
     plotted = False
+    colors = run_colors(run)
     for cell in _cells(run):
         mine = metrics[metrics["cell"].astype(str) == cell]
-        color = cell_color(cell)
+        color = cell_color(cell, colors)
         for metric, style, what in (("train_loss", "-", "train"), ("val_loss", "--", "validation")):
             m = mine[mine["metric"] == metric].sort_values("step")
             if len(m):
@@ -108,9 +105,8 @@ def learning_curves(run: dict[str, Any]) -> Figure:
     if baseline is not None and math.isfinite(float(baseline)):
         ax_loss.axhline(float(baseline), color="black", linestyle=":", linewidth=1.5,
                         label=f"memoryless baseline ({float(baseline):.4g})")
-    task = str(cfg.get("task", ""))
     ax_loss.set_xlabel("training step")
-    ax_loss.set_ylabel(f"loss: {LOSS_UNITS.get(task, 'task loss')}")
+    ax_loss.set_ylabel(f"loss: {cfg.get('loss_unit') or 'task loss'}")
     ax_loss.set_title("loss")
     ax_acc.set_xlabel("training step")
     accuracy = str(cfg.get("accuracy", "accuracy")).removeprefix("test ")
@@ -155,7 +151,7 @@ def gradient_flow(run: dict[str, Any]) -> Figure:
                     style, when = "-", f"step {step} (final)"
                 else:
                     style, when = ":", f"step {step}"
-                ax.plot(curve["t"].to_numpy(), y, style, color=cell_color(cell), marker=".", markersize=3,
+                ax.plot(curve["t"].to_numpy(), y, style, color=cell_color(cell, run_colors(run)), marker=".", markersize=3,
                         label=f"{cell} {when}")
         ax.set_yscale("log")
         ax.set_xlabel("time step t of the sequence")
@@ -188,7 +184,7 @@ def throughput(run: dict[str, Any]) -> Figure:
     y = np.arange(len(cells))
     heights = [v if math.isfinite(v) else 0.0 for v in values]
     for i, (cell, h) in enumerate(zip(cells, heights)):
-        ax.barh(i, h, color=cell_color(cell), label=cell)
+        ax.barh(i, h, color=cell_color(cell, run_colors(run)), label=cell)
     top = max(heights, default=0.0)
     for i, (v, note) in enumerate(zip(values, notes)):
         text = f"{v:,.0f}" if math.isfinite(v) else f"no figure ({note})"
@@ -214,18 +210,30 @@ def throughput(run: dict[str, Any]) -> Figure:
 
 
 def gate_columns(gates: pd.DataFrame) -> list[str]:
-    """The gate-value columns of ``gates.csv``, in a readable order (forget, input, output first)."""
-    numeric = [c for c in gates.columns if c not in GATE_INDEX_COLUMNS and pd.api.types.is_numeric_dtype(gates[c])]
-    known = [g for g in GATE_ORDER if g in numeric]
-    preferred = [g for g in ("forget", "input", "output") if g in known]
-    return preferred or known or numeric
+    """Every gate-value column of a gate table, in vocabulary order (:func:`harness.gates.ordered`); none dropped."""
+    numeric = [c for c in gates.columns if c not in GATE_INDEX_COLUMNS and pd.api.types.is_numeric_dtype(gates[c])
+               and gates[c].notna().any()]
+    return vocabulary.ordered(numeric)
+
+
+def gate_scales(names: Sequence[str], values: pd.DataFrame) -> list[tuple[tuple[float, float], str, list[str]]]:
+    """Gates grouped by colour scale: ``((low, high), colour map, names)``. Gates in [0, 1] share one scale,
+    signed ones in [-1, 1] another, and unbounded ones (a cell state) a symmetric scale fitted to their values."""
+    groups: dict[tuple[float, float], list[str]] = {}
+    for name in names:
+        low, high = vocabulary.value_range(name)
+        if low is None or high is None:
+            top = float(np.nanmax(np.abs(values[name].to_numpy(dtype=float)))) if len(values) else 1.0
+            low, high = -max(top, 1e-6), max(top, 1e-6)
+        groups.setdefault((low, high), []).append(name)
+    return [(scale, "viridis" if scale[0] >= 0 else "RdBu_r", members) for scale, members in groups.items()]
 
 
 def gate_heatmap(run: dict[str, Any], review: Any = None, max_tokens: int = 80) -> Figure | None:
-    """Mean gate activation per token of one review, one heatmap per cell; ``None`` without ``gates.csv``.
+    """Mean gate activation per token of one review, for every cell; ``None`` without ``gates.csv``.
 
-    Rows are gates, columns are the review's tokens in order (x axis), colour
-    is the gate's mean over hidden units, from 0 (closed) to 1 (open).
+    Each cell gets one heatmap per colour scale (:func:`gate_scales`): rows are gates, columns the review's tokens
+    in order (x axis), colour the gate's mean over hidden units.
     """
     gates = run.get("gates")
     if gates is None or gates.empty:
@@ -240,23 +248,31 @@ def gate_heatmap(run: dict[str, Any], review: Any = None, max_tokens: int = 80) 
         gates = chosen
     if "layer" in gates.columns:  # the top layer is the one the readout sees
         gates = gates[gates["layer"] == gates["layer"].max()]
-    names = gate_columns(gates)
     cells = list(dict.fromkeys(gates["cell"].astype(str)))
+    panels = []  # (cell, scale, colour map, gate names)
+    for cell in cells:
+        mine = gates[gates["cell"].astype(str) == cell]
+        for scale, cmap, names in gate_scales(gate_columns(mine), mine):
+            panels.append((cell, scale, cmap, names))
     n_tokens = min(int(gates.groupby("cell").size().max()), max_tokens)
-    fig = _figure(min(max(8.0, 2.5 + 0.28 * n_tokens), 24), 1.2 + (0.45 * len(names) + 1.0) * len(cells))
-    axes = np.atleast_1d(fig.subplots(len(cells), 1, squeeze=False)[:, 0])
-    image = None
-    for ax, cell in zip(axes, cells):
+    rows = sum(len(names) for *_, names in panels)
+    fig = _figure(min(max(8.0, 2.5 + 0.28 * n_tokens), 24), 1.4 + 0.45 * rows + 1.0 * len(panels))
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, squeeze=False,
+                                      gridspec_kw={"height_ratios": [len(p[3]) + 1.5 for p in panels]})[:, 0])
+    colors = run_colors(run)
+    images = {}
+    for ax, (cell, scale, cmap, names) in zip(axes, panels):
         mine = gates[gates["cell"].astype(str) == cell]
         if "position" in mine.columns:
             mine = mine.sort_values("position")
         mine = mine.iloc[:max_tokens]
         values = mine[names].to_numpy(dtype=float).T            # (gates, tokens)
-        image = ax.imshow(values, aspect="auto", vmin=0.0, vmax=1.0, cmap="viridis", interpolation="nearest")
+        images[scale] = ax.imshow(values, aspect="auto", vmin=scale[0], vmax=scale[1], cmap=cmap,
+                                  interpolation="nearest")
         ax.set_yticks(range(len(names)), [f"{n} gate" for n in names])
         tokens = mine["token"].astype(str).tolist() if "token" in mine.columns else [str(i) for i in range(len(mine))]
         ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize="small")
-        ax.set_ylabel(f"{cell}", color=cell_color(cell), fontweight="bold")
+        ax.set_ylabel(f"{cell}", color=cell_color(cell, colors), fontweight="bold")
         ax.set_xlabel("token of the review, in reading order")
     label = ""
     if "origin" in gates.columns:
@@ -264,8 +280,10 @@ def gate_heatmap(run: dict[str, Any], review: Any = None, max_tokens: int = 80) 
     if "label" in gates.columns:
         label += f", label {gates['label'].iloc[0]}"
     fig.suptitle(f"{Path(run['folder']).name}: review {review}{label}\ngate activations, mean over hidden units")
-    if image is not None:
-        fig.colorbar(image, ax=list(axes), label="mean gate activation (0 = closed, 1 = open)")
+    for scale, image in images.items():
+        users = [ax for ax, panel in zip(axes, panels) if panel[1] == scale]
+        what = "(0 = closed, 1 = open)" if scale == (0.0, 1.0) else f"({scale[0]:.3g} to {scale[1]:.3g})"
+        fig.colorbar(image, ax=users, label=f"mean gate activation {what}")
     return fig
 
 

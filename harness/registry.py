@@ -87,6 +87,11 @@ class Registry:
             raise HarnessError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(self.tasks)) or '(none)'}")
         return self.tasks[name].spec
 
+    def provenance(self, name: str, kind: str = "cell") -> dict[str, str]:
+        """Which plugin, package and version supplied the cell (or task) ``name``."""
+        source = (self.cells if kind == "cell" else self.tasks)[name].source
+        return {"plugin": source.plugin, "package": source.package, "version": source.version}
+
     def parse_cells(self, text: str) -> list[CellSpec]:
         """``"lstm,rnn"`` -> specs, in order, without duplicates."""
         names = [n.strip() for n in text.split(",") if n.strip()]

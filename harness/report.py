@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from harness.columns import SHOWN, display
 from harness.results import read_run
 from harness.summary import verdicts
 
@@ -37,23 +38,9 @@ FIGURE_TEXT = {
                                   "(0 = closed, 1 = open)."),
 }
 
-# Number formats of the summary table's (renamed) columns.
-SUMMARY_FORMATS = {"train loss": ".4f", "test loss": ".4f", "baseline": ".4f", "accuracy": ".3f",
-                   "grad decay/step init": ".3f", "grad decay/step final": ".3f", "tokens/s": ",.0f", "wall s": ".1f"}
-
-
 def format_value(value: Any, spec: str = ".4g") -> str:
     """A table cell: numbers with ``spec``, NaN and None as ``-``, booleans as yes/no."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else format(value, spec)
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    return "-" if text in ("", "nan") else text
+    return display(value, spec)
 
 
 def markdown_table(df: pd.DataFrame, formats: dict[str, str] | None = None, default: str = ".4g") -> str:
@@ -62,8 +49,6 @@ def markdown_table(df: pd.DataFrame, formats: dict[str, str] | None = None, defa
     columns = [str(c) for c in df.columns]
 
     def cell(value: Any, column: str) -> str:
-        if hasattr(value, "item"):  # numpy scalar -> Python scalar (keeps bool as bool)
-            value = value.item()
         return format_value(value, formats.get(column, default)).replace("|", "\\|").replace("\n", " ")
 
     numeric = {c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])}
@@ -75,13 +60,13 @@ def markdown_table(df: pd.DataFrame, formats: dict[str, str] | None = None, defa
 
 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary columns worth reading, renamed for people."""
-    keep = {"cell": "cell", "status": "status", "steps": "steps", "loss": "train loss", "eval_loss": "test loss",
-            "baseline": "baseline", "accuracy": "accuracy", "solved": "solved", "beats_baseline": "beats baseline",
-            "grad_decay_init": "grad decay/step init", "grad_decay_final": "grad decay/step final",
-            "tokens_per_s": "tokens/s", "wall_s": "wall s"}
-    shown = summary[[c for c in keep if c in summary.columns]].rename(columns=keep)
-    return shown
+    """The shown summary columns (``harness.columns.SUMMARY``), headed for people."""
+    keep = [c for c in SHOWN if c.name in summary.columns]
+    return summary[[c.name for c in keep]].rename(columns={c.name: c.header for c in keep})
+
+
+SUMMARY_FORMATS = {c.header: c.fmt for c in SHOWN if c.fmt}
+"""Number formats of :func:`summary_frame`'s columns."""
 
 
 def _run_facts(run: dict[str, Any]) -> list[str]:

@@ -14,12 +14,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from harness.columns import SUMMARY_NAMES as SUMMARY_COLUMNS
 from harness.errors import HarnessError
 
-SUMMARY_COLUMNS = [
-    "cell", "task", "seq_len", "steps", "loss", "eval_loss", "baseline", "accuracy", "solved",
-    "beats_baseline", "grad_decay_init", "grad_decay_final", "tokens_per_s", "wall_s", "status", "reason",
-]
 METRICS_COLUMNS = ["cell", "step", "metric", "value"]
 GRADNORMS_COLUMNS = ["cell", "step", "t", "state", "norm"]
 GRADSUMMARY_COLUMNS = ["cell", "step", "state", "first", "last", "decay_per_step", "steps_to_10x"]

@@ -16,20 +16,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from harness import seeding
-from harness.contract import Batch, CellSpec, Task, TaskConfig, TaskSpec
+from harness.columns import BEAT_MARGIN, SUMMARY_NAMES
+from harness.contract import Batch, CellSpec, Task, TaskSpec
 from harness.errors import HarnessError
 from harness.gradflow import state_gradient_norms, summarise_curve
 from harness.model import TaskModel, build_cell, verify_cell
 from harness.results import RunWriter
 from harness.throughput import StepTimer
+
+if TYPE_CHECKING:
+    from harness.run import RunConfig
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -38,45 +41,14 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-@dataclass
-class RunConfig:
-    """Resolved settings of one run; written to ``config.json``."""
-
-    task: str
-    cells: list[str]
-    steps: int
-    seq_len: int
-    batch_size: int
-    hidden_size: int
-    layers: int = 1
-    dropout: float = 0.0
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    clip: float | None = 1.0
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float32"
-    log_every: int = 50
-    grad_steps: list[int] = field(default_factory=list)
-    warmup: int = 5
-    task_options: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-BEAT_MARGIN = 0.9
-"""A cell beats the memoryless baseline when its test loss is at least 10% below it:
-a loss a hair under the baseline is noise, not memory."""
-
-
 class Diverged(Exception):
     pass
 
 
 def make_task(spec: TaskSpec, cfg: RunConfig) -> Task:
+    """Build the run's task; a bad option or missing data is a one-line :class:`HarnessError`."""
     try:
-        return spec.factory(TaskConfig(cfg.seq_len, cfg.batch_size, cfg.seed, dict(cfg.task_options)))
+        return spec.build(cfg.seq_len, cfg.batch_size, cfg.seed, cfg.task_options)
     except HarnessError:
         raise
     except (ValueError, FileNotFoundError) as exc:
@@ -108,15 +80,24 @@ def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: tor
 
 
 class Runner:
+    """Trains ``cell_specs`` one after another on the run's task; see the module docstring.
+
+    :param say: receives progress lines; ``warn`` receives failures (the CLI sends them to stderr).
+    :param provenance: cell name -> ``{"package", "version"}`` of the plugin that supplied it.
+    """
+
     def __init__(self, cfg: RunConfig, task_spec: TaskSpec, cell_specs: list[CellSpec],
                  writer: RunWriter, progress: bool = True, say: Callable[[str], None] = print,
-                 task: Task | None = None):
+                 task: Task | None = None, warn: Callable[[str], None] | None = None,
+                 provenance: Mapping[str, Mapping[str, str]] | None = None):
         self.cfg = cfg
         self.task_spec = task_spec
         self.cell_specs = cell_specs
         self.writer = writer
         self.progress = progress
         self.say = say
+        self.warn = warn or say
+        self.provenance = provenance or {}
         self.device = torch.device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
         self.task = task if task is not None else make_task(task_spec, cfg)
@@ -132,17 +113,20 @@ class Runner:
         return rows
 
     def base_row(self, spec: CellSpec) -> dict[str, Any]:
-        return {"cell": spec.name, "task": self.task_spec.name, "seq_len": self.cfg.seq_len, "steps": 0,
-                "loss": math.nan, "eval_loss": math.nan, "baseline": self.task.baseline, "accuracy": math.nan,
-                "solved": False, "beats_baseline": False, "grad_decay_init": math.nan,
-                "grad_decay_final": math.nan, "tokens_per_s": math.nan, "wall_s": 0.0, "status": "ok", "reason": ""}
+        """A summary row (columns: ``harness.columns.SUMMARY``) before training: no numbers yet."""
+        source = self.provenance.get(spec.name, {})
+        row: dict[str, Any] = dict.fromkeys(SUMMARY_NAMES, math.nan)
+        row.update(cell=spec.name, task=self.task_spec.name, seed=self.cfg.seed, seq_len=self.cfg.seq_len, steps=0,
+                   baseline=self.task.baseline, solved=False, beats_baseline=False, wall_s=0.0, status="ok",
+                   reason="", cell_package=source.get("package", ""), cell_version=source.get("version", ""))
+        return row
 
     def run_cell(self, spec: CellSpec) -> dict[str, Any]:
         row = self.base_row(spec)
         reason = spec.unavailable_reason(self.device, self.dtype)
         if reason:
             row.update(status="skipped", reason=reason)
-            self.say(f"skipped {spec.name}: {reason}")
+            self.warn(f"skipped {spec.name}: {reason}")
             self._finish(row)
             return row
         start = time.perf_counter()
@@ -155,11 +139,11 @@ class Runner:
             raise
         except Diverged as exc:
             row.update(status="diverged", reason=str(exc))
-            self.say(f"{spec.name} diverged: {exc}")
+            self.warn(f"{spec.name} diverged: {exc}")
         except Exception as exc:  # a plugin's bug must not take the other cells down
             text = str(exc).strip().splitlines()
             row.update(status="failed", reason=f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
-            self.say(f"{spec.name} failed: {row['reason']}")
+            self.warn(f"{spec.name} failed: {row['reason']}")
         row["wall_s"] = time.perf_counter() - start
         self._finish(row)
         return row
@@ -251,8 +235,9 @@ class Runner:
 
         test = evaluate(model, task, task.eval_batches("test"), self.device)
         self._log(spec.name, cfg.steps, {f"test_{k}": v for k, v in test.items()})
-        row.update(eval_loss=test["loss"], accuracy=test["accuracy"], solved=bool(task.solved(test)),
-                   beats_baseline=bool(test["loss"] < BEAT_MARGIN * task.baseline))
+        ratio = test["loss"] / task.baseline if task.baseline > 0 else math.nan
+        row.update(eval_loss=test["loss"], loss_ratio=ratio, accuracy=test["accuracy"], solved=bool(task.solved(test)),
+                   beats_baseline=bool(ratio < BEAT_MARGIN))
         row["grad_decay_final"] = self._gradflow(spec, model, cfg.steps)["h"]
         for name, frame in (task.artifacts(model, spec, self.device) or {}).items():
             frame.insert(0, "cell", spec.name)

@@ -6,30 +6,31 @@ import math
 
 import pandas as pd
 
-
-def _fmt(value, spec: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
+from harness.columns import BEAT_MARGIN, SHOWN, display
 
 
 def summary_table(summary: pd.DataFrame) -> str:
-    """Fixed-width table of the key columns of ``summary.csv``."""
-    shown = pd.DataFrame({
-        "cell": summary["cell"],
-        "status": summary["status"],
-        "steps": summary["steps"],
-        "train loss": [_fmt(v, ".4f") for v in summary["loss"]],
-        "test loss": [_fmt(v, ".4f") for v in summary["eval_loss"]],
-        "baseline": [_fmt(v, ".4f") for v in summary["baseline"]],
-        "accuracy": [_fmt(v, ".3f") for v in summary["accuracy"]],
-        "solved": ["yes" if s else "no" for s in summary["solved"]],
-        "grad decay/step init->final": [f"{_fmt(a, '.3f')} -> {_fmt(b, '.3f')}"
-                                         for a, b in zip(summary["grad_decay_init"], summary["grad_decay_final"])],
-        "tokens/s": [_fmt(v, ",.0f") for v in summary["tokens_per_s"]],
-        "wall s": [_fmt(v, ".1f") for v in summary["wall_s"]],
-    })
+    """Fixed-width table of the shown columns of ``summary.csv`` (``harness.columns.SUMMARY``)."""
+    shown = pd.DataFrame({c.header: [display(v, c.fmt) for v in summary[c.name]]
+                          for c in SHOWN if c.name in summary.columns})
     return shown.to_string(index=False)
+
+
+def ratio_text(ratio: float, threshold: float = BEAT_MARGIN) -> str:
+    """``ratio`` with enough digits that its side of ``threshold`` shows: 0.8996 is "0.8996", never "0.900"."""
+    for digits in range(3, 8):
+        text = f"{ratio:.{digits}f}"
+        if (float(text) < threshold) == (ratio < threshold) and float(text) != threshold:
+            return text
+    return f"{ratio:.8g}"
+
+
+def baseline_sentence(cell: str, eval_loss: float, baseline: float) -> str:
+    """Whether the cell beat the memoryless baseline, with the rule and a ratio printed so the verdict follows."""
+    ratio = eval_loss / baseline
+    beat = ratio < BEAT_MARGIN
+    return (f"{cell} {'beat' if beat else 'did NOT beat'} the memoryless baseline: test loss {eval_loss:.4f} = "
+            f"{ratio_text(ratio)} x baseline {baseline:.4f} (the rule: below {BEAT_MARGIN:g} x baseline)")
 
 
 def verdicts(summary: pd.DataFrame, gradsummary: pd.DataFrame, accuracy_name: str) -> list[str]:
@@ -39,9 +40,7 @@ def verdicts(summary: pd.DataFrame, gradsummary: pd.DataFrame, accuracy_name: st
         if row.status != "ok":
             lines.append(f"{row.cell}: {row.status}" + (f" ({row.reason})" if isinstance(row.reason, str) and row.reason else ""))
             continue
-        beat = "beat" if row.beats_baseline else "did NOT beat"
-        text = (f"{row.cell} {beat} the memoryless baseline (test loss {row.eval_loss:.4f} = "
-                f"{row.eval_loss / row.baseline:.0%} of {row.baseline:.4f}); "
+        text = (f"{baseline_sentence(row.cell, row.eval_loss, row.baseline)}; "
                 f"{accuracy_name} {row.accuracy:.3f}{', solved' if row.solved else ''}.")
         grads = gradsummary[(gradsummary["cell"] == row.cell) & (gradsummary["state"] == "h")]
         if len(grads):
@@ -56,3 +55,36 @@ def _ratio(g) -> str:
         return "-"
     r = g["first"] / g["last"]
     return f"{r:.1e}x"
+
+
+def sweep_command(cells: list[str], task: str, seq_len: int) -> str:
+    """The ``harness sweep`` command that turns this run into a verdict over seeds and sequence lengths."""
+    lengths = sorted({max(1, seq_len // 2), seq_len, seq_len * 2, seq_len * 4})
+    return (f"python -m harness sweep --cells {','.join(cells)} --task {task} "
+            f"--seq-len {','.join(map(str, lengths))} --seeds 5")
+
+
+def closing_lines(summary: pd.DataFrame, cfg) -> list[str]:
+    """Plain words after the verdicts: what the two contrasts mean, and how to get a verdict over seeds."""
+    ok = summary[summary["status"] == "ok"]
+    lines = []
+    if len(ok):
+        kept = [r.cell for r in ok.itertuples() if r.loss_ratio < BEAT_MARGIN]
+        words = []
+        if kept:
+            words.append(f"{', '.join(kept)} used information from earlier in the sequence (test loss clearly below "
+                         "what any predictor ignoring the history can reach)")
+        near = [r.cell for r in ok.itertuples() if BEAT_MARGIN <= r.loss_ratio <= 1 / BEAT_MARGIN]
+        worse = [r.cell for r in ok.itertuples() if r.loss_ratio > 1 / BEAT_MARGIN]
+        if near:
+            words.append(f"{', '.join(near)} did not: {'its' if len(near) == 1 else 'their'} loss is at the level of "
+                         "a predictor that ignores the history")
+        if worse:
+            words.append(f"{', '.join(worse)} did not even reach the loss of a predictor that ignores the history "
+                         "(not trained far enough, or unstable)")
+        lines.append("\nIn plain words: " + "; ".join(words) + ".")
+        lines.append("The 'dL/dh at step 0' ratio is how much of the loss's gradient reaches the first step: the "
+                     "smaller it is, the less the first inputs can still be learned from (a vanishing gradient).")
+    lines.append("One seed at one sequence length is an anecdote; for a verdict over seeds and lengths, with "
+                 f"confidence intervals:\n  {sweep_command(list(summary['cell'].astype(str)), cfg.task, cfg.seq_len)}")
+    return lines

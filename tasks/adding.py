@@ -42,6 +42,7 @@ class AddingTask(Task):
     name = "adding"
     accuracy_name = f"fraction with |error| < {TOLERANCE}"
     solved_rule = f"test fraction with |error| < {TOLERANCE} >= {SOLVED_AT}"
+    loss_unit = "mean squared error"
     baseline = 1.0 / 6.0
 
     def __init__(self, cfg: TaskConfig):
@@ -50,7 +51,7 @@ class AddingTask(Task):
         self.seq_len = cfg.seq_len
         self.batch_size = cfg.batch_size
         self.seed = cfg.seed
-        self.eval_size = int(cfg.options.get("eval_size", 1000))
+        self.eval_size = cfg.options["eval_size"]
 
     def make_head(self, hidden_size: int) -> AddingHead:
         return AddingHead(hidden_size)
@@ -88,15 +89,17 @@ class AddingTask(Task):
         return {"sequence_length": self.seq_len, "eval_size": self.eval_size}
 
 
+SPEC = TaskSpec(
+    name="adding",
+    description="adding problem (Hochreiter & Schmidhuber 1997): sum the two marked values of T",
+    factory=AddingTask,
+    options=(
+        TaskOption("eval_size", int, 1000, "sequences in the val and test batches", minimum=1, maximum=100_000),
+    ),
+    defaults={"steps": 1500, "lr": 3e-3},
+)
+
+
 @hookimpl
 def register_tasks(register):
-    register(TaskSpec(
-        name="adding",
-        description="adding problem (Hochreiter & Schmidhuber 1997): sum the two marked values of T",
-        factory=AddingTask,
-        options=(
-            TaskOption("eval_size", int, 1000, "sequences in the val and test batches", minimum=1, maximum=100_000),
-        ),
-        defaults={"seq_len": 50, "steps": 1500, "batch_size": 64, "hidden_size": 64,
-                  "lr": 3e-3, "optimizer": "adam", "clip": 1.0, "layers": 1, "dropout": 0.0},
-    ))
+    register(SPEC)

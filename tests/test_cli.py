@@ -135,7 +135,9 @@ def test_diverged_and_failed_cells_do_not_stop_the_others(plugins, cli, tmp_path
     plugins(MisbehavingPlugin(), OutsiderPlugin())
     code, out, err = cli("run", "--cells", "nan-cell,raising-cell,outsider-rnn", "--task", "adding",
                          "--out", tmp_path / "r", *TINY)
-    assert code == 0
+    assert code == 1                                           # a failed cell fails the command
+    assert "harness run: raising-cell failed: RuntimeError: boom inside the plugin" in err
+    assert "boom" not in out                                   # failures go to stderr
     s = pd.read_csv(tmp_path / "r" / "summary.csv").set_index("cell")
     assert s.loc["nan-cell", "status"] == "diverged" and "non-finite loss" in s.loc["nan-cell", "reason"]
     assert s.loc["nan-cell", "steps"] == 3

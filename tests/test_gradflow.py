@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import TaskConfig
 from harness.gradflow import state_gradient_norms, summarise_curve
 from harness.model import TaskModel, build_cell
-from tasks.adding import AddingTask
-from tasks.copy_memory import CopyTask
+from tasks import adding, copy_memory
 
 
 def _model(registry, cell, task, H=5):
@@ -28,11 +26,10 @@ def _perturbed_loss(model, task, batch, deltas):
     for t in range(x.shape[0]):
         h = torch.tanh(x[t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0) + deltas[t]
         hs.append(h)
-    loss_fn = getattr(task, "memory_loss", task.loss)  # what the measurement differentiates
-    return loss_fn(model.head.readout(torch.stack(hs)), batch.y)
+    return task.memory_loss(model.head.readout(torch.stack(hs)), batch.y)  # what the measurement differentiates
 
 
-@pytest.mark.parametrize("task", [AddingTask(TaskConfig(8, 4, 0)), CopyTask(TaskConfig(3, 4, 0))])
+@pytest.mark.parametrize("task", [adding.SPEC.build(8, 4, 0), copy_memory.SPEC.build(3, 4, 0)])
 def test_rnn_norms_equal_autograd_on_explicit_perturbation(registry, task):
     spec, model = _model(registry, "rnn", task)
     batch = task.train_batch(0)
@@ -47,7 +44,7 @@ def test_rnn_norms_equal_autograd_on_explicit_perturbation(registry, task):
 
 
 def test_lstm_cell_state_norm_matches_finite_differences(registry):
-    task = AddingTask(TaskConfig(6, 3, 0))
+    task = adding.SPEC.build(6, 3, 0)
     spec, model = _model(registry, "lstm", task, H=4)
     batch = task.train_batch(0)
     batch.y = batch.y.double()

@@ -12,14 +12,14 @@ from torch import nn
 from cells.lstm import TorchLSTM
 from cells.numpy_lstm import NumpyLSTM, NumpyLSTMFunction, kernel, threads
 from cells.numpy_lstm.pool import POOL, ArrayPool
-from harness import TaskConfig
 from harness.cli import main as cli_main
 from harness.gradflow import state_gradient_norms
 from harness.model import TaskModel
 from harness.results import RunWriter
-from harness.runner import RunConfig, Runner
+from harness.run import resolve_config
+from harness.runner import Runner
 from harness.testing import check_cell
-from tasks.adding import AddingTask
+from tasks import adding
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -310,10 +310,10 @@ def test_dropout_between_layers_only_when_training():
 def _runner_rows(tmp_path, task, cells, **overrides):
     from harness.registry import load_registry
     registry = load_registry()
-    settings = dict(task=task, cells=cells, steps=3, seq_len=6, batch_size=4, hidden_size=6, lr=1e-2,
-                    dtype="float64", log_every=1, warmup=0, task_options={"eval_size": 8})
+    settings = dict(steps=3, seq_len=6, batch_size=4, hidden_size=6, lr=1e-2, dtype="float64", log_every=1)
     settings.update(overrides)
-    cfg = RunConfig(**settings)
+    cfg = resolve_config(registry.task(task), cells, settings=settings, task_options={"eval_size": 8})
+    cfg.warmup = 0
     writer = RunWriter(tmp_path / task)
     runner = Runner(cfg, registry.task(task), [registry.cell(c) for c in cells], writer, progress=False,
                     say=lambda _: None)
@@ -337,7 +337,7 @@ def test_trains_through_the_runner_with_the_same_gradient_curves_as_lstm(tmp_pat
 
 def test_gradient_norm_curve_equals_nn_lstm_from_copied_weights(registry):
     """Independently of the init: copy nn.LSTM's weights, and the curves over time are the same."""
-    task = AddingTask(TaskConfig(12, 4, 0, {"eval_size": 8}))
+    task = adding.SPEC.build(12, 4, 0, {"eval_size": 8})
     torch.manual_seed(0)
     head = task.make_head(5)
     ref = TorchLSTM(2, 5)

@@ -47,7 +47,7 @@ def test_run_makes_figures_and_a_report_by_default(run_folder):
         assert f"](figures/{name}.png)" in report
     summary = pd.read_csv(run_folder / "summary.csv")
     for row in summary.itertuples():
-        assert f"| {row.cell} | ok | 12 | {row.loss:.4f} | {row.eval_loss:.4f} |" in report
+        assert f"| {row.cell} | ok | 3 | 12 | {row.loss:.4f} | {row.eval_loss:.4f} |" in report
     assert f"memoryless baseline loss {summary['baseline'][0]:.4f}" in report
 
 
@@ -117,7 +117,7 @@ def test_cells_without_a_throughput_say_why(run):
     assert "no figure (skipped)" in [t.get_text().strip() for t in fig.axes[0].texts]
 
 
-def test_each_cell_keeps_its_colour_in_every_figure(run):
+def test_each_cell_keeps_its_colour_in_every_figure(run, registry):
     from matplotlib.colors import to_hex
     figs = [plots.learning_curves(run), plots.gradient_flow(run)]
     for cell in ("lstm", "rnn"):
@@ -125,11 +125,11 @@ def test_each_cell_keeps_its_colour_in_every_figure(run):
                    if line.get_label().split()[0] == cell}
         colours |= {to_hex(bar.patches[0].get_facecolor()) for bar in plots.throughput(run).axes[0].containers
                     if bar.get_label() == cell}
-        assert colours == {plots.cell_color(cell)}
-    assert plots.cell_color("lstm") != plots.cell_color("rnn")
+        assert colours == {registry.cell(cell).color}            # the colour the cell's spec declares
+    assert registry.cell("lstm").color != registry.cell("rnn").color
 
 
-def test_plugin_cell_colours_are_stable_across_processes():
+def test_plugin_cell_colours_are_stable_across_processes(registry):
     """Hash-based colours must not depend on Python's per-process salted hash()."""
     names = ["peephole-lstm", "leaky-rnn", "indrnn", "my.cell_2"]
     # Load plots.py by path (it imports no torch), in a process with another hash seed.
@@ -138,8 +138,10 @@ def test_plugin_cell_colours_are_stable_across_processes():
     out = subprocess.run([sys.executable, "-c", "import sys; " + code, plots.__file__], capture_output=True,
                          text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip()
     assert out == ",".join(plots.cell_color(n) for n in names)
+    declared = {r.spec.color for r in registry.cells.values()}
     for name in names:
-        assert plots.cell_color(name) not in plots.BUILTIN_COLORS.values()
+        assert plots.cell_color(name) not in declared          # a plugin's cell never looks like a built-in
+        assert plots.cell_color(name, {name: "#123456"}) == "#123456"
 
 
 def _with_gates(run_folder, tmp_path, layers=(0,)):
@@ -163,14 +165,17 @@ def test_gate_heatmap_shows_the_gate_means_per_token(run_folder, run, tmp_path):
     gated = read_run(folder)
     fig = plots.gate_heatmap(gated, review=1)
     axes = [ax for ax in fig.axes if ax.images]
-    assert len(axes) == 2  # one heatmap per cell
+    assert len(axes) == 4  # per cell: the gates in [0, 1], then the signed candidate on its own scale
     gates = gated["gates"]
-    for ax, cell in zip(axes, ("lstm", "rnn")):
+    for (unit, signed), cell in zip(zip(axes[::2], axes[1::2]), ("lstm", "rnn")):
         want = gates[(gates["cell"] == cell) & (gates["review"] == 1) & (gates["layer"] == 1)].sort_values("position")
-        np.testing.assert_allclose(ax.images[0].get_array(), want[["forget", "input", "output"]].to_numpy().T)
-        assert [t.get_text() for t in ax.get_xticklabels()] == want["token"].tolist()
-        assert [t.get_text() for t in ax.get_yticklabels()] == ["forget gate", "input gate", "output gate"]
-        assert ax.get_ylabel() == cell and "token" in ax.get_xlabel()
+        np.testing.assert_allclose(unit.images[0].get_array(), want[["forget", "input", "output"]].to_numpy().T)
+        np.testing.assert_allclose(signed.images[0].get_array(), want[["candidate"]].to_numpy().T)
+        assert unit.images[0].get_clim() == (0.0, 1.0) and signed.images[0].get_clim() == (-1.0, 1.0)
+        assert [t.get_text() for t in unit.get_xticklabels()] == want["token"].tolist()
+        assert [t.get_text() for t in unit.get_yticklabels()] == ["forget gate", "input gate", "output gate"]
+        assert [t.get_text() for t in signed.get_yticklabels()] == ["candidate gate"]  # never dropped
+        assert unit.get_ylabel() == cell and "token" in unit.get_xlabel()
     assert any("gate activation" in ax.get_ylabel() for ax in fig.axes if not ax.images)  # the colour bar
     with pytest.raises(ValueError, match="review '7' is not in gates.csv"):
         plots.gate_heatmap(gated, review="7")

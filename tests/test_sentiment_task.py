@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from cells.lstm import TorchLSTM
-from harness.contract import CellSpec, TaskConfig
+from harness.contract import CellSpec, resolve_task_options
 from harness.errors import HarnessError
 from harness.model import Stacked, TaskModel, build_cell
 from tasks import sentiment
-from tasks.sentiment import SentimentTask, synthetic
+from tasks.sentiment import synthetic
 from tasks.sentiment.gates import gate_table
 from tasks.sentiment.text import PAD_ID, UNK_ID, Vocabulary, encode, tokenize
 
@@ -30,7 +30,7 @@ def csv_task(tmp_path, n=60, seed=0, seq_len=6, batch_size=8, **options) -> Sent
         rows = [f"w{i} {'good' if i % 2 else 'bad'},{i % 2}" for i in range(n)]
         f.write_text("text,label\n" + "\n".join(rows) + "\n")
     opts = {"source": "csv", "path": str(f), **options}
-    return SentimentTask(TaskConfig(seq_len=seq_len, batch_size=batch_size, seed=seed, options=opts))
+    return sentiment.SPEC.build(seq_len, batch_size, seed, opts)
 
 
 def split_words(task: SentimentTask, split: str) -> set[str]:
@@ -148,20 +148,25 @@ def test_solved_threshold_per_source_and_override(tmp_path):
 
 # ------------------------------------------------------------------- options
 
+def _options(**given):
+    """What the task sees: the harness checks and fills the declared options, then the task derives its sizes."""
+    return sentiment.resolve_options(resolve_task_options(sentiment.OPTIONS, given))
+
+
 def test_options_are_checked_and_embed_dim_follows_the_source():
-    assert sentiment.resolve_options({})["embed_dim"] == 32                       # synthetic
-    assert sentiment.resolve_options({"source": "rt-polarity"})["embed_dim"] == 128
-    assert sentiment.resolve_options({"source": "imdb", "embed_dim": 7})["embed_dim"] == 7
-    assert sentiment.resolve_options({"source": "rt-polarity"})["vocab_size"] == 8000
-    assert sentiment.resolve_options({"vocab_size": 50})["vocab_size"] == 50
+    assert _options()["embed_dim"] == 32                       # synthetic
+    assert _options(source="rt-polarity")["embed_dim"] == 128
+    assert _options(source="imdb", embed_dim=7)["embed_dim"] == 7
+    assert _options(source="rt-polarity")["vocab_size"] == 8000
+    assert _options(vocab_size=50)["vocab_size"] == 50
     with pytest.raises(HarnessError, match="vocab_size must be 0"):
-        sentiment.resolve_options({"vocab_size": 1})
-    with pytest.raises(HarnessError, match="unknown sentiment option"):
-        sentiment.resolve_options({"embedding": 3})
-    with pytest.raises(HarnessError, match="choose one of"):
-        sentiment.resolve_options({"source": "yelp"})
-    with pytest.raises(HarnessError, match="expected int"):
-        sentiment.resolve_options({"vocab_size": "many"})
+        _options(vocab_size=1)
+    with pytest.raises(ValueError, match="embedding: unknown option"):
+        _options(embedding=3)
+    with pytest.raises(ValueError, match="choose one of"):
+        _options(source="yelp")
+    with pytest.raises(ValueError, match="expected int"):
+        _options(vocab_size="many")
 
 
 def test_missing_real_data_is_a_clear_error(tmp_path, monkeypatch):
@@ -169,7 +174,7 @@ def test_missing_real_data_is_a_clear_error(tmp_path, monkeypatch):
     for source, message in (("rt-polarity", r"needs --task-opt path=DIR"), ("imdb", r"download=true"),
                             ("csv", r"path=FILE")):
         with pytest.raises(HarnessError, match=message):
-            SentimentTask(TaskConfig(10, 4, 0, {"source": source}))
+            sentiment.SPEC.build(10, 4, 0, {"source": source})
 
 
 # --------------------------------------------------------------- synthetic
@@ -179,7 +184,7 @@ def test_synthetic_corpus_is_deterministic_balanced_and_labelled_as_synthetic():
     assert a == synthetic.generate(400, seed=5) and a != synthetic.generate(400, seed=6)
     labels = [label for _, label in a]
     assert 150 < sum(labels) < 250
-    task = SentimentTask(TaskConfig(64, 16, 0, {"n_reviews": 300}))
+    task = sentiment.SPEC.build(64, 16, 0, {"n_reviews": 300})
     assert task.config()["source"] == "synthetic (generated, not real reviews)"
     assert "synthetic (generated, not real reviews)" in sentiment.DESCRIPTION
 
@@ -200,7 +205,7 @@ def test_synthetic_label_needs_the_early_cue_not_single_words():
 
 
 def test_seed_example_is_in_the_synthetic_vocabulary():
-    task = SentimentTask(TaskConfig(64, 16, 0, {}))
+    task = sentiment.SPEC.build(64, 16, 0, {})
     words = tokenize(sentiment.SEED_REVIEW)
     assert words[:3] == ["amazing", "movie", "!"]
     assert [w for w in words if w not in task.vocab] == []
@@ -208,8 +213,8 @@ def test_seed_example_is_in_the_synthetic_vocabulary():
 
 @needs_shared
 def test_rt_polarity_task_on_the_shared_copy():
-    task = SentimentTask(TaskConfig(50, 64, 0, {"source": "rt-polarity", "path": str(SHARED_POLARITY),
-                                                "vocab_size": 15000}))
+    task = sentiment.SPEC.build(50, 64, 0, {"source": "rt-polarity", "path": str(SHARED_POLARITY),
+                                            "vocab_size": 15000})
     cfg = task.config()
     assert cfg["split"]["train"] == 8530 and cfg["split"]["val"] == 1066 and cfg["split"]["test"] == 1066
     assert cfg["vocab_size"] == 15000 and "Pang & Lee" in cfg["source"]
@@ -262,7 +267,7 @@ def test_imdb_task_keeps_the_official_test_split(tmp_path):
             folder.mkdir(parents=True)
             for i in range(n):
                 (folder / f"{i}_5.txt").write_text(f"{split} {part} {i} great<br />film")
-    task = SentimentTask(TaskConfig(8, 4, 0, {"source": "imdb", "path": str(tmp_path), "val_fraction": 0.1}))
+    task = sentiment.SPEC.build(8, 4, 0, {"source": "imdb", "path": str(tmp_path), "val_fraction": 0.1})
     cfg = task.config()
     assert cfg["split"]["train"] == 36 and cfg["split"]["val"] == 4 and cfg["split"]["test"] == 12
     assert "official test split" in cfg["split"]["method"] and "Maas" in cfg["source"]

@@ -6,13 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness import TaskConfig
-from tasks.adding import AddingTask
-from tasks.copy_memory import CopyTask
+from tasks import adding, copy_memory
 
 
 def copy_task(T=7, B=5, seed=0, **opts):
-    return CopyTask(TaskConfig(seq_len=T, batch_size=B, seed=seed, options=opts))
+    return copy_memory.SPEC.build(T, B, seed, opts)
 
 
 def test_copy_layout():
@@ -48,7 +46,7 @@ def test_copy_accuracy_counts_recall_steps_only():
     assert task.solved({"accuracy": 0.995}) and not task.solved({"accuracy": 0.9})
 
 
-@pytest.mark.parametrize("make", [lambda s: copy_task(seed=s), lambda s: AddingTask(TaskConfig(20, 8, s))])
+@pytest.mark.parametrize("make", [lambda s: copy_task(seed=s), lambda s: adding.SPEC.build(20, 8, s)])
 def test_streams_are_deterministic_per_seed(make):
     a, b, c = make(1), make(1), make(2)
     for step in (0, 5, 1000):
@@ -61,7 +59,7 @@ def test_streams_are_deterministic_per_seed(make):
 
 
 def test_adding_layout_and_target():
-    task = AddingTask(TaskConfig(seq_len=20, batch_size=16, seed=0))
+    task = adding.SPEC.build(20, 16, 0)
     b = task.train_batch(0)
     assert b.x.shape == (20, 16, 2) and b.y.shape == (16,)
     values, marker = b.x[..., 0], b.x[..., 1]
@@ -71,7 +69,7 @@ def test_adding_layout_and_target():
 
 
 def test_adding_baseline_is_predicting_one():
-    task = AddingTask(TaskConfig(seq_len=10, batch_size=20000, seed=0))
+    task = adding.SPEC.build(10, 20000, 0)
     b = task.train_batch(0)
     mse_of_one = task.loss(torch.ones(20000), b.y).item()
     assert task.baseline == pytest.approx(1 / 6)
@@ -82,4 +80,4 @@ def test_adding_baseline_is_predicting_one():
 
 def test_adding_rejects_too_short():
     with pytest.raises(ValueError, match="seq-len >= 2"):
-        AddingTask(TaskConfig(seq_len=1, batch_size=2, seed=0))
+        adding.SPEC.build(1, 2, 0)

@@ -36,4 +36,6 @@ def register_cells(register):
         dtypes=(torch.float32, torch.float64),
         exposes_gates=True,
         whole_sequence=True,
+        color="#ff7f0e",  # matplotlib tab10
+        reference="lstm",
     ))

@@ -123,6 +123,8 @@ SPEC = CellSpec(
     exposes_gates=True,
     whole_sequence=True,
     availability=runtime.unavailable_reason,
+    color="#9467bd",  # matplotlib tab10
+    reference="lstm",
 )
 
 

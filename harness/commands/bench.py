@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.bench import BENCH_COLUMNS, DEFAULT_SHAPES, bench_cell, parse_shapes
-from harness.commands.options import DTYPES, apply_threads, bounded_int, resolve_device
+from harness.commands.options import bounded_int
+from harness.run import DTYPES, apply_threads, resolve_device
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.registry import load_registry

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any, Callable
+from typing import Callable
 
-import torch
-
-from harness.contract import TaskOption
 from harness.errors import HarnessError
+from harness.run import RUN_OPTIONS, RunOption
 
 
 def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
@@ -38,55 +36,47 @@ def bounded_float(lo: float, hi: float, *, allow_none: bool = False) -> Callable
     return parse
 
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+def option_type(option: RunOption) -> Callable[[str], object]:
+    """An argparse ``type=`` for one run option: its own checks, as a one-line argparse error. A word meaning
+    "no value" (``--clip none``) stays text, so that it is told apart from an option left unset (``None``)."""
+    def parse(text: str):
+        try:
+            value = option.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text.strip().lower() if value is None else value
+    parse.__name__ = option.name  # argparse names the type in some messages
+    return parse
 
 
-def apply_threads(threads: int | None) -> None:
-    """Set torch's CPU thread count and NumPy's BLAS pool to ``threads`` (both, so CPU comparisons are fair)."""
-    if threads is None:
-        return
-    import numpy  # noqa: F401  (load the BLAS so that threadpoolctl can find it)
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu`` / ``cuda`` / ``auto`` -> a device, or a one-line error when CUDA is asked for and absent."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise HarnessError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu (or auto)")
-    return torch.device(name)
+def add_run_options(p: argparse.ArgumentParser, names: tuple[str, ...] | None = None,
+                    type_for: Callable[[RunOption], Callable[[str], object]] = option_type,
+                    help_suffix: str = "") -> None:
+    """One ``--flag`` per run option (``harness.run.RUN_OPTIONS``); unset ones stay ``None``, so the task's
+    defaults and presets apply."""
+    for option in RUN_OPTIONS:
+        if names is not None and option.name not in names:
+            continue
+        if option.sweepable:
+            default = f" (default: the task's; {option.default} where it sets none)"
+        else:
+            default = "" if option.default is None else f" (default {option.default})"
+        p.add_argument(option.flag, dest=option.name, type=type_for(option), default=None,
+                       metavar=option.name.upper() if option.choices is None else "{" + ",".join(option.choices) + "}",
+                       help=f"{option.help}{help_suffix}{default}")
 
 
-def parse_task_options(pairs: list[str], declared: Any, preset: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``["n_symbols=4", ...]`` -> typed values, checked against the task's declared options.
+def given_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The run options set on the command line (``None`` = left unset)."""
+    return {o.name: getattr(args, o.name) for o in RUN_OPTIONS if getattr(args, o.name, None) is not None}
 
-    Values come from, in rising priority: each option's default, the preset's
-    ``task_options``, then the command line."""
-    by_name: dict[str, TaskOption] = {o.name: o for o in declared}
-    values = {o.name: o.default for o in declared}
-    for name, value in (preset or {}).items():
-        if name not in by_name:
-            raise HarnessError(f"the preset sets unknown task option {name!r}; valid options: {', '.join(sorted(by_name))}")
-        values[name] = value
+
+def parse_pairs(pairs: list[str], flag: str = "--task-opt") -> dict[str, str]:
+    """``["n_symbols=4", ...]`` -> ``{"n_symbols": "4"}``; values are checked against the task's declarations later."""
+    values = {}
     for pair in pairs:
         if "=" not in pair:
-            raise HarnessError(f"--task-opt {pair!r}: write NAME=VALUE")
+            raise HarnessError(f"{flag} {pair!r}: write NAME=VALUE")
         name, text = (s.strip() for s in pair.split("=", 1))
-        if name not in by_name:
-            valid = ", ".join(sorted(by_name)) or "(this task has none)"
-            raise HarnessError(f"--task-opt {name}: unknown option; valid options: {valid}")
-        opt = by_name[name]
-        try:
-            value = (text.lower() in ("1", "true", "yes", "on")) if opt.type is bool else opt.type(text)
-        except (TypeError, ValueError):
-            raise HarnessError(f"--task-opt {name}={text}: expected {opt.type.__name__}") from None
-        if opt.minimum is not None and value < opt.minimum or opt.maximum is not None and value > opt.maximum:
-            raise HarnessError(f"--task-opt {name}={text}: must be between {opt.minimum} and {opt.maximum}")
-        if opt.choices is not None and value not in opt.choices:
-            raise HarnessError(f"--task-opt {name}={text}: choose one of {', '.join(map(str, opt.choices))}")
-        values[name] = value
+        values[name] = text
     return values

@@ -1,9 +1,13 @@
 """Train cells on a task and compare them on the same data, seed and budget.
 
-Every unset option takes the task's default (shown by 'harness list' and in
-docs/tasks.md). Writes a new run folder (config.json, environment.json,
+Every unset option takes the task's default (docs/tasks.md), then the
+preset's. Writes a new run folder (config.json, environment.json,
 summary.csv, metrics.csv, gradnorms.csv, gradsummary.csv), prints a summary,
 and draws the figures and report.md (skip with --no-plots).
+
+Exit status: 0 when every cell finished ok or diverged; 1 when a cell failed
+or was skipped as unavailable here; 2 for a usage error; 130 on Ctrl-C.
+Failures are reported on stderr.
 
 Examples:
   python -m harness run --cells lstm,rnn --task copy
@@ -13,46 +17,26 @@ Examples:
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-from harness.commands.options import DTYPES, apply_threads, bounded_float, bounded_int, parse_task_options, resolve_device
-from harness.environment import describe
+from harness.commands.options import add_run_options, given_settings, parse_pairs
 from harness.errors import HarnessError
 from harness.registry import load_registry
-from harness.results import RunWriter, default_run_folder
-from harness.runner import OPTIMIZERS, RunConfig, Runner, make_task
-from harness.summary import summary_table, verdicts
+from harness.run import RunInterrupted, resolve_config, execute
+from harness.summary import closing_lines, summary_table, verdicts
 
 HELP = "train cells on a task and compare them"
 
-# Used when neither the option nor the task's defaults set a value.
-GLOBAL_DEFAULTS = {"steps": 1000, "seq_len": 50, "batch_size": 64, "hidden_size": 64, "layers": 1, "dropout": 0.0,
-                   "lr": 1e-3, "optimizer": "adam", "clip": 1.0}
+FAILED_STATUSES = ("failed", "skipped")
+"""Statuses that make ``run`` exit 1: a requested cell produced no result."""
 
 
 def add_arguments(p) -> None:
     p.add_argument("--cells", required=True, help="comma-separated cell names, e.g. lstm,rnn (see 'harness list')")
     p.add_argument("--task", required=True, help="task name: copy, adding, ... (see 'harness list')")
     p.add_argument("--preset", help="a named set of task defaults, e.g. 'paper' for copy (docs/tasks.md)")
-    p.add_argument("--steps", type=bounded_int(1, 10_000_000), help="training steps per cell")
-    p.add_argument("--seq-len", type=bounded_int(1, 100_000), help="sequence length T (copy: the delay T)")
-    p.add_argument("--batch-size", type=bounded_int(1, 65_536), help="sequences per training batch")
-    p.add_argument("--hidden-size", type=bounded_int(1, 16_384), help="hidden units H per layer")
-    p.add_argument("--layers", type=bounded_int(1, 64), help="stacked layers L")
-    p.add_argument("--dropout", type=bounded_float(-1e-12, 0.99), help="dropout between stacked layers (0 to 0.99)")
-    p.add_argument("--lr", type=bounded_float(0.0, 10.0), help="learning rate")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help="optimiser")
-    p.add_argument("--clip", type=bounded_float(0.0, 1e6, allow_none=True),
-                   help="clip the gradient norm to this value ('none' to disable); the norm before clipping is logged")
-    p.add_argument("--seed", type=bounded_int(0, 2**31 - 1), default=0, help="seed for data and weights (default 0)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where to train (default cpu)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameter and input dtype (default float32)")
-    p.add_argument("--threads", type=bounded_int(1, 1024), help="CPU threads for torch (default: torch's choice, "
-                   "usually the core count); recorded in environment.json")
-    p.add_argument("--log-every", type=bounded_int(1, 10_000_000), default=None,
-                   help="log train/val loss every N steps (default: steps/30)")
+    add_run_options(p)
     p.add_argument("--grad-at", default="",
                    help="extra steps at which to record gradient norms over time, comma-separated "
                         "(always at 0 and at the end)")
@@ -64,46 +48,18 @@ def add_arguments(p) -> None:
                    help="skip the figures and report.md at the end (make them later with 'harness plot RUN')")
 
 
-def resolve_config(args, task_spec, device) -> RunConfig:
-    defaults = dict(GLOBAL_DEFAULTS)
-    defaults.update(task_spec.defaults)
-    preset_options: dict = {}
-    if args.preset:
-        presets = getattr(task_spec, "presets", {}) or {}
-        if args.preset not in presets:
-            valid = ", ".join(sorted(presets)) or "(this task has none)"
-            raise HarnessError(f"unknown preset {args.preset!r} for task {task_spec.name}; valid presets: {valid}")
-        preset = dict(presets[args.preset])
-        preset_options = dict(preset.pop("task_options", {}))  # a preset may also choose task options
-        defaults.update(preset)
-    value = {k: (getattr(args, k) if getattr(args, k, None) is not None else defaults[k]) for k in GLOBAL_DEFAULTS}
-    if value["clip"] is not None and math.isinf(value["clip"]):
-        value["clip"] = None
-    steps = value["steps"]
-    grad_steps = []
-    for part in (s.strip() for s in args.grad_at.split(",") if s.strip()):
-        if not part.isdigit() or not 0 <= int(part) <= steps:
-            raise HarnessError(f"--grad-at {part!r}: each entry must be a step between 0 and {steps}")
-        grad_steps.append(int(part))
-    task_options = parse_task_options(args.task_opt, task_spec.options, preset_options)
-    return RunConfig(task=task_spec.name, cells=[], steps=steps, seq_len=value["seq_len"],
-                     batch_size=value["batch_size"], hidden_size=value["hidden_size"], layers=value["layers"],
-                     dropout=value["dropout"], lr=value["lr"], optimizer=value["optimizer"], clip=value["clip"],
-                     seed=args.seed, device=str(device), dtype=args.dtype,
-                     log_every=args.log_every or max(1, steps // 30), grad_steps=sorted(set(grad_steps)),
-                     task_options=task_options)
+def parse_steps(text: str) -> list[int]:
+    """``"100,500"`` -> ``[100, 500]`` (the range is checked once the step budget is known)."""
+    steps = []
+    for part in (s.strip() for s in text.split(",") if s.strip()):
+        if not part.isdigit():
+            raise HarnessError(f"--grad-at {part!r}: each entry must be a whole training step, e.g. --grad-at 100,500")
+        steps.append(int(part))
+    return steps
 
 
-def _plots(folder: Path) -> None:
-    """Figures and report.md; a plotting problem is reported in one line and never costs the run."""
-    try:
-        from harness.report import render
-        done = render(folder)
-        print(f"report: {done.report}")
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        print(f"warning: figures not made ({type(exc).__name__}: {text[0] if text else ''}); the tables are intact, "
-              f"retry with 'harness plot {folder}'", file=sys.stderr)
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def main(args) -> int:
@@ -111,39 +67,35 @@ def main(args) -> int:
     for problem in registry.problems:
         print(f"warning: {problem}", file=sys.stderr)
     task_spec = registry.task(args.task)
-    cell_specs = registry.parse_cells(args.cells)
-    device = resolve_device(args.device)
-    apply_threads(args.threads)
-    cfg = resolve_config(args, task_spec, device)
-    cfg.cells = [s.name for s in cell_specs]
-
-    task = make_task(task_spec, cfg)  # before the folder: bad data or options leave nothing behind
-    writer = RunWriter(args.out if args.out else default_run_folder(Path("results"), cfg.task))
-    runner = Runner(cfg, task_spec, cell_specs, writer, progress=not args.no_progress, task=task)
-    writer.write_json("config.json", {**cfg.to_dict(), "task_config": runner.task.config(),
-                                      "baseline": runner.task.baseline, "solved_rule": runner.task.solved_rule,
-                                      "accuracy": runner.task.accuracy_name})
-    writer.write_json("environment.json", describe())
-    print(f"run folder: {writer.folder}")
+    cells = [spec.name for spec in registry.parse_cells(args.cells)]
+    cfg = resolve_config(task_spec, cells, preset=args.preset, settings=given_settings(args),
+                         task_options=parse_pairs(args.task_opt), grad_at=parse_steps(args.grad_at))
     try:
-        runner.run()
-    except KeyboardInterrupt:
-        writer.flush()
-        print(f"\ninterrupted: the finished tables are kept in {writer.folder}", file=sys.stderr)
+        result = execute(cfg, registry, out=args.out, progress=not args.no_progress, say=print, warn=_stderr,
+                         plots=not args.no_plots)
+    except RunInterrupted as stop:
+        print(f"\ninterrupted: the finished tables are kept in {stop.folder}", file=sys.stderr)
         return 130
-    finally:
-        writer.flush()
 
-    summary = writer.frame("summary")
+    from harness.results import read_run
+    tables = read_run(result.folder)
+    summary = tables["summary"]
+    task = result.task
     print()
     print(f"task {cfg.task} (T={cfg.seq_len}, {cfg.steps} steps, batch {cfg.batch_size}, H={cfg.hidden_size}); "
-          f"memoryless baseline loss {runner.task.baseline:.4f}; solved means {runner.task.solved_rule}")
+          f"memoryless baseline loss {task.baseline:.4f}; solved means {task.solved_rule}")
     print(summary_table(summary))
     print()
-    for line in verdicts(summary, writer.frame("gradsummary"), runner.task.accuracy_name):
+    lines = verdicts(summary, tables.get("gradsummary"), task.accuracy_name)
+    for line, status in zip(lines, summary["status"]):
+        if status not in FAILED_STATUSES:  # those are reported on stderr below
+            print(line)
+    for line in closing_lines(summary, cfg):
         print(line)
-    print(f"\ntables: {writer.folder}")
-    if not args.no_plots:
-        _plots(writer.folder)
-    failed = summary["status"].isin(["failed", "diverged"]).all() and len(summary)
-    return 1 if failed else 0
+    print(f"\ntables: {result.folder}")
+    if (result.folder / "report.md").exists():
+        print(f"report: {result.folder / 'report.md'}")
+    bad = summary[summary["status"].isin(FAILED_STATUSES)]
+    for row in bad.itertuples(index=False):
+        print(f"harness run: {row.cell} {row.status}: {row.reason}", file=sys.stderr)
+    return 1 if len(bad) else 0

@@ -18,20 +18,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from harness import gates as vocabulary
 from tasks.sentiment.text import PAD_ID, Vocabulary, encode
 
-# LSTM gates first, in the order the seeds discuss them; any other names follow.
-PREFERRED = ("forget", "input", "output")
-# Gate names that would collide with a table column: the runner adds a ``cell`` column,
-# so the LSTM's candidate ``cell`` gate (g) is written as ``candidate`` (the GRU's name for n).
-# Any other gate named like a column gets a ``_gate`` suffix.
-RESERVED = {"cell", "review", "origin", "position", "token", "in_vocab", "label", "p_positive", "prediction"}
-
-
-def _column(gate: str) -> str:
-    if gate == "cell":
-        return "candidate"
-    return f"{gate}_gate" if gate in RESERVED else gate
+INDEX_COLUMNS = ("cell", "review", "origin", "position", "token", "in_vocab", "label", "p_positive", "prediction")
+"""The table's own columns (the runner adds ``cell``); a gate named like one gets a ``_gate`` suffix."""
 
 
 def gate_table(model: nn.Module, reviews: Sequence[tuple[str, list[str], int]], vocab: Vocabulary,
@@ -52,11 +43,11 @@ def gate_table(model: nn.Module, reviews: Sequence[tuple[str, list[str], int]], 
             emb = model.head.embed(x)                                     # (T, N, E)
             out, _ = model.cell(emb)                                      # (T, N, H)
             p_step = torch.sigmoid(model.head.step_logits(out)).cpu()     # (T, N)
-            gates = {_column(name): g[-1].mean(-1).cpu()        # top layer, mean over H: (T, N)
+            gates = {vocabulary.column(name, INDEX_COLUMNS): g[-1].mean(-1).cpu()  # top layer, mean over H: (T, N)
                      for name, g in model.cell.gate_activations(emb).items()}
     finally:
         model.train(was_training)
-    names = [n for n in PREFERRED if n in gates] + [n for n in gates if n not in PREFERRED]
+    names = vocabulary.ordered(gates)
     T = seq_len
     rows = []
     for n, (origin, toks, label) in enumerate(reviews):
