@@ -1,4 +1,4 @@
-"""The hooks a plugin implements to add cells and tasks to the harness.
+"""The hooks a plugin implements to add cells, tasks and sweep executors to the harness.
 
 A plugin is any importable module (or object) with functions decorated by
 :data:`hookimpl`. Third-party packages expose it through the ``harness``
@@ -26,6 +26,7 @@ from typing import Callable
 import pluggy
 
 from harness.contract import CellSpec, TaskSpec
+from harness.executors.base import ExecutorSpec
 
 PROJECT_NAME = "harness"
 
@@ -60,4 +61,23 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     :class:`~harness.contract.Task`.
 
     :param register: callback taking one :class:`~harness.contract.TaskSpec`.
+    """
+
+
+@hookspec
+def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
+    """Add executors: engines that run the units of ``harness sweep`` (``--executor NAME``).
+
+    Call ``register(ExecutorSpec(...))`` once per executor. The factory
+    receives the sweep's :class:`~harness.executors.base.ExecutorSettings` and
+    returns an object with ``run(units, done)`` (see
+    :class:`~harness.executors.base.Executor`). The built-in ``local``, ``ray``
+    and ``submitit`` executors register through this hook too::
+
+        @hookimpl
+        def register_executors(register):
+            register(ExecutorSpec(name="my-cluster", description="...", factory=MyExecutor,
+                                  requires="my_cluster_lib", install="pip install my-cluster-lib"))
+
+    :param register: callback taking one :class:`~harness.executors.base.ExecutorSpec`.
     """

@@ -23,6 +23,7 @@ import pluggy
 from harness import hookspecs
 from harness.contract import CellSpec, TaskSpec
 from harness.errors import HarnessError
+from harness.executors.base import ExecutorSpec
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -74,6 +75,7 @@ class PluginProblem:
 class Registry:
     cells: dict[str, Registered] = field(default_factory=dict)
     tasks: dict[str, Registered] = field(default_factory=dict)
+    executors: dict[str, Registered] = field(default_factory=dict)
     problems: list[PluginProblem] = field(default_factory=list)
     plugins: list[Source] = field(default_factory=list)
 
@@ -86,6 +88,12 @@ class Registry:
         if name not in self.tasks:
             raise HarnessError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(self.tasks)) or '(none)'}")
         return self.tasks[name].spec
+
+    def executor(self, name: str) -> ExecutorSpec:
+        if name not in self.executors:
+            raise HarnessError(f"unknown executor {name!r}; valid executors: "
+                               f"{', '.join(sorted(self.executors)) or '(none)'}")
+        return self.executors[name].spec
 
     def provenance(self, name: str, kind: str = "cell") -> dict[str, str]:
         """Which plugin, package and version supplied the cell (or task) ``name``."""
@@ -167,11 +175,12 @@ def load_registry(
     registry.plugins = list(sources.values())
     _collect(pm, "register_cells", CellSpec, registry.cells, sources, registry)
     _collect(pm, "register_tasks", TaskSpec, registry.tasks, sources, registry)
+    _collect(pm, "register_executors", ExecutorSpec, registry.executors, sources, registry)
     return registry
 
 
 def _collect(pm, hook_name: str, spec_type: type, into: dict, sources: dict[str, Source], registry: Registry) -> None:
-    kind = "cell" if spec_type is CellSpec else "task"
+    kind = {CellSpec: "cell", TaskSpec: "task", ExecutorSpec: "executor"}[spec_type]
     # get_hookimpls() is in registration order: entry points first, so a built-in name cannot be taken over.
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         source = sources.get(impl.plugin_name, Source(impl.plugin_name, "?", ""))

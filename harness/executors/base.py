@@ -1,0 +1,68 @@
+"""What an executor is: the engine that runs a sweep's units (a local process pool, Ray, Slurm...).
+
+Executors are plugins, registered through the ``register_executors`` hook like
+cells and tasks. An executor never decides *what* runs: it receives units
+(picklable descriptions of one run each), runs each with
+:func:`harness.sweep.unit.run_unit` somewhere, and hands every
+:class:`~harness.sweep.unit.UnitResult` back as soon as it has it. The
+distribution itself (queues, workers, retries of lost machines) is the
+engine's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from harness.sweep.unit import Unit, UnitResult
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """What ``harness sweep`` tells an executor, from its command-line options."""
+
+    folder: str
+    """The sweep folder (executors may put logs in it)."""
+    jobs: int
+    """Units that run at once (local) or the array parallelism (Slurm); at least 1."""
+    threads_per_unit: int
+    """torch and BLAS threads each unit uses, so that units never oversubscribe the cores."""
+    gpus_per_unit: float = 0.0
+    ray_address: str | None = None
+    slurm: Mapping[str, Any] = field(default_factory=dict)
+    """``partition``, ``time_min``, ``array_parallelism``, ``cluster`` and ``additional`` (extra Slurm parameters)."""
+    options: Mapping[str, str] = field(default_factory=dict)
+    """``--executor-opt KEY=VALUE`` pairs, for third-party executors."""
+
+
+class Executor(Protocol):
+    def run(self, units: Sequence["Unit"], done: Callable[["UnitResult"], None]) -> None:
+        """Run every unit; call ``done(result)`` in this process as each one finishes, failed ones included.
+
+        A worker that dies must come back as a result with status ``failed`` and the reason. On Ctrl-C,
+        stop starting units, let the engine stop the running ones, and re-raise ``KeyboardInterrupt``.
+        """
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Everything the harness needs to know about an executor before building it."""
+
+    name: str
+    """``--executor NAME``."""
+    description: str
+    factory: Callable[[ExecutorSettings], Executor]
+    requires: str | None = None
+    """The import the executor needs (``"ray"``); when it is missing the sweep stops with :attr:`install`."""
+    install: str = ""
+    """The one command that installs what is missing, e.g. ``pip install 'rnn-harness[ray]'``."""
+
+    def unavailable_reason(self) -> str | None:
+        """One line naming the install command when :attr:`requires` cannot be imported; ``None`` otherwise."""
+        if self.requires is None:
+            return None
+        import importlib.util
+        if importlib.util.find_spec(self.requires) is None:
+            return f"--executor {self.name} needs the {self.requires} package; install it with: {self.install}"
+        return None
