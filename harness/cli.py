@@ -18,7 +18,7 @@ import sys
 
 from harness.errors import HarnessError
 
-COMMANDS = ("list", "run", "bench", "plot", "compare")
+COMMANDS = ("list", "run", "sweep", "bench", "plot", "compare")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -48,11 +48,12 @@ VOCABULARY: tuple[Gate, ...] = (
     Gate("use", "seeds", "the short-term memory put to use (the new h)", -1.0, 1.0),
     Gate("reset", "gru", "sigma: how much of the previous h enters the GRU candidate"),
     Gate("update", "gru, minimal", "sigma: how much of the new candidate replaces h"),
-    Gate("candidate", "gru", "tanh: the GRU's new candidate n", -1.0, 1.0),
+    Gate("candidate", "gru, minimal", "the new candidate: tanh in a GRU (n), g(linear) >= 0 in minGRU/minLSTM",
+         None, None),
 )
 
 BY_NAME: dict[str, Gate] = {g.name: g for g in VOCABULARY}
-BY_LABEL: dict[str, Gate] = {g.label: g for g in reversed(VOCABULARY)}  # 'candidate': the first declared wins
+BY_LABEL: dict[str, Gate] = {g.label: g for g in VOCABULARY}  # 'candidate': the last (the widest range) wins
 
 
 def column(name: str, reserved: Iterable[str] = ()) -> str:

@@ -59,33 +59,42 @@ class RunWriter:
         self.columns = {"summary": SUMMARY_COLUMNS, "metrics": METRICS_COLUMNS,
                         "gradnorms": GRADNORMS_COLUMNS, "gradsummary": GRADSUMMARY_COLUMNS}
         self.extra: dict[str, list[pd.DataFrame]] = {}
+        self.dirty: set[str] = set()
 
     def write_json(self, name: str, data: dict) -> None:
         (self.folder / name).write_text(json.dumps(data, indent=2, default=str) + "\n")
 
     def add(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
         self.tables[table].extend(rows)
+        self.dirty.add(table)
 
     def add_frame(self, name: str, frame: pd.DataFrame) -> None:
         """An extra table (e.g. a task's gate activations), concatenated across cells."""
         self.extra.setdefault(name, []).append(frame)
+        self.dirty.add(name)
 
     def frame(self, table: str) -> pd.DataFrame:
         return pd.DataFrame(self.tables[table], columns=self.columns[table])
 
-    def flush(self) -> None:
-        for name in self.tables:
-            self._write(name, self.frame(name))
-        for name, frames in self.extra.items():
-            self._write(name, pd.concat(frames, ignore_index=True))
+    def flush(self, parquet: bool = True) -> None:
+        """Write every table that changed since the last flush (and, with ``parquet``, every Parquet copy).
 
-    def _write(self, name: str, df: pd.DataFrame) -> None:
+        The runner flushes CSVs alone at each log interval (cheap, so a crash keeps the curve so far) and
+        everything after each cell.
+        """
+        names = list(self.tables) + list(self.extra)
+        for name in names if parquet else [n for n in names if n in self.dirty]:
+            frame = self.frame(name) if name in self.tables else pd.concat(self.extra[name], ignore_index=True)
+            self._write(name, frame, parquet)
+        self.dirty.clear()
+
+    def _write(self, name: str, df: pd.DataFrame, parquet: bool) -> None:
         # Write to a temporary name and rename, so a crash mid-write never leaves a torn table.
         path = self.folder / f"{name}.csv"
         tmp = path.with_suffix(".csv.tmp")
         df.to_csv(tmp, index=False)
         tmp.replace(path)
-        if HAVE_PARQUET and len(df):
+        if parquet and HAVE_PARQUET and len(df):
             df.to_parquet(self.folder / f"{name}.parquet", index=False)
 
 

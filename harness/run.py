@@ -187,11 +187,11 @@ def resolve_config(task_spec: TaskSpec, cells: Sequence[str], *, preset: str | N
                    grad_at: Sequence[int] = ()) -> RunConfig:
     """Every setting of a run, resolved and checked (see the module docstring for the order).
 
-    :param settings: the caller's values of :data:`RUN_OPTIONS`, by name; ``None`` values count as unset.
+    :param settings: the caller's values of :data:`RUN_OPTIONS`, by name (``clip=None``: no clipping).
     :param task_options: the caller's task options (values or command-line text).
     :param grad_at: extra training steps at which to record gradient norms over time.
     """
-    given = {k: v for k, v in (settings or {}).items() if v is not None}
+    given = dict(settings or {})
     unknown = sorted(set(given) - set(OPTIONS_BY_NAME))
     if unknown:
         raise HarnessError(f"unknown setting {unknown[0]!r}; valid settings: {', '.join(OPTIONS_BY_NAME)}")

@@ -222,7 +222,7 @@ class Runner:
                     logged = {k: sum(v) / len(v) for k, v in window.items() if v}
                     logged.update({f"val_{k}": v for k, v in evaluate(model, task, task.eval_batches("val"), self.device).items()})
                     self._log(spec.name, step + 1, logged)
-                    self.writer.flush()  # a crash mid-cell still leaves the curve so far on disk
+                    self.writer.flush(parquet=False)  # a crash mid-cell still leaves the curve so far on disk
                     row["loss"] = logged["train_loss"]
                     window = {k: [] for k in window}
                     bar.set_postfix(loss=f"{logged['train_loss']:.4f}", val=f"{logged['val_loss']:.4f}")

@@ -63,7 +63,7 @@ def add_run_options(p: argparse.ArgumentParser, names: tuple[str, ...] | None = 
             default = "" if option.default is None else f" (default {option.default})"
         p.add_argument(option.flag, dest=option.name, type=type_for(option), default=None,
                        metavar=option.name.upper() if option.choices is None else "{" + ",".join(option.choices) + "}",
-                       help=f"{option.help}{help_suffix}{default}")
+                       help=f"{option.help}{help_suffix if option.sweepable else ''}{default}")
 
 
 def given_settings(args: argparse.Namespace) -> dict[str, object]:

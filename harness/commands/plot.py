@@ -1,11 +1,13 @@
-"""Draw a run's figures and write its one-page report.
+"""Draw a run's or a sweep's figures and write its one-page report.
 
 For each run folder: learning curves with the memoryless baseline, gradient
 norm against time step (log scale) at initialisation and after training,
-throughput per cell, and, for sentiment runs with gates.csv, a heatmap of gate
-activations per token. Figures go to RUN/figures/ and the report to
-RUN/report.md, unless --out says otherwise (with several runs, one sub-folder
-per run under --out).
+throughput per cell, and, for runs with gates.csv, a heatmap of gate
+activations per token. For a sweep folder (one with sweep.json): test loss /
+baseline, solve rate, gradient decay per step and throughput against the
+sequence length, each with its 95% band. Figures go to FOLDER/figures/ and the
+report to FOLDER/report.md, unless --out says otherwise (with several folders,
+one sub-folder each under --out).
 
 Examples:
   python -m harness plot results/20250101-120000-copy
@@ -32,7 +34,8 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders written by 'harness run'")
+    p.add_argument("runs", nargs="+", type=Path, metavar="FOLDER",
+                   help="run folders written by 'harness run', or sweep folders written by 'harness sweep'")
     p.add_argument("--out", type=Path, help="write figures and report here instead of into each run folder")
     p.add_argument("--format", type=_formats, default=("png",),
                    help="figure formats, comma-separated: png, svg, pdf (default png)")
@@ -54,12 +57,18 @@ def destinations(runs: list[Path], out: Path | None) -> list[Path]:
 def main(args) -> int:
     from harness.report import render
     from harness.results import read_run
+    from harness.sweep import plots as sweep_plots
+    from harness.sweep.folder import is_sweep
 
     for folder in args.runs:
-        read_run(folder)  # fail in one line before drawing anything if a folder is not a run
+        if not is_sweep(folder):
+            read_run(folder)  # fail in one line before drawing anything if a folder is neither a run nor a sweep
     for folder, dest in zip(args.runs, destinations(args.runs, args.out)):
         try:
-            done = render(folder, dest, args.format, args.report, review=args.review)
+            if is_sweep(folder):
+                done = sweep_plots.render(folder, dest, args.format, args.report)
+            else:
+                done = render(folder, dest, args.format, args.report, review=args.review)
         except ValueError as exc:
             raise HarnessError(f"{folder}: {exc}") from None
         count = sum(len(p) for p in done.figures.values())

@@ -1,0 +1,128 @@
+"""``local``: the default executor, a pool of ``--jobs`` workers on this machine.
+
+Scheduling is ``concurrent.futures.ThreadPoolExecutor``'s; each unit runs in
+a process of its own, forked from a ``multiprocessing`` forkserver that has
+already imported torch and the harness (a unit starts in well under a second,
+not the seconds a fresh interpreter needs).
+
+Why a process per unit rather than a ``ProcessPoolExecutor``: when one of its
+workers dies (a segfault in a cell, the kernel's out-of-memory killer), the
+process pool breaks and fails *every* pending unit, and cannot say which unit
+killed it. Here a dead process is exactly its own unit: that unit is marked
+``failed`` with the signal that killed it, and the other units go on. A fresh
+process per unit also means no state leaks from one unit to the next, so a
+unit gives the same numbers as ``harness run`` alone with the same settings
+and thread count.
+
+Ctrl-C: the units' processes are in their own process groups, so the
+terminal's SIGINT reaches only the sweep; it forwards one SIGINT to every
+running unit (each writes its tables and exits), waits for them, and stops.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Callable, Sequence
+
+from harness import hookimpl
+from harness.executors.base import ExecutorSettings, ExecutorSpec
+from harness.sweep.grid import Unit
+from harness.sweep.unit import UnitResult, read_result
+
+INTERRUPTED_EXIT = 130
+"""A unit's process exits with this status when it was interrupted (its tables are kept, its result is not)."""
+GRACE_S = 60.0
+"""How long a unit gets to write its tables after Ctrl-C before it is killed."""
+_PRELOAD = ["harness.sweep.unit", "harness.run", "torch._dynamo"]
+"""Imported once by the forkserver, so that no unit pays for them: torch, the harness, and ``torch._dynamo``, which
+torch's optimisers import on first use and which costs about as much as torch itself."""
+
+
+def _child(unit: Unit) -> None:
+    """The unit's process: its own process group (the terminal's Ctrl-C goes to the sweep, which forwards it)."""
+    os.setpgid(0, 0)
+    from harness.sweep.unit import run_unit
+
+    result = run_unit(unit)
+    sys.exit(INTERRUPTED_EXIT if result.status == "interrupted" else 0)
+
+
+def death_reason(exitcode: int | None) -> str:
+    """One line for a unit whose process ended without a result."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else f"signal {-exitcode}"
+        hint = " (the out-of-memory killer sends it; check the machine's memory)" if -exitcode == signal.SIGKILL else ""
+        return f"the unit's process died: killed by {name}{hint}"
+    return f"the unit's process exited with status {exitcode} without a result"
+
+
+class LocalExecutor:
+    """See the module docstring. ``settings.jobs`` units run at once."""
+
+    def __init__(self, settings: ExecutorSettings):
+        self.jobs = max(1, settings.jobs)
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(_PRELOAD)
+        self._live: dict[str, multiprocessing.process.BaseProcess] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def _one(self, unit: Unit) -> UnitResult:
+        if self._stopping.is_set():
+            return UnitResult(unit.id, "interrupted", "not started")
+        process = self.context.Process(target=_child, args=(unit,), name=f"harness-unit-{unit.id}")
+        process.start()
+        with self._lock:
+            self._live[unit.id] = process
+        process.join()
+        with self._lock:
+            self._live.pop(unit.id, None)
+        if process.exitcode == INTERRUPTED_EXIT or (self._stopping.is_set() and process.exitcode != 0):
+            return UnitResult(unit.id, "interrupted", "interrupted by the user (Ctrl-C)")
+        result = read_result(unit.folder)
+        if result is None or process.exitcode != 0:
+            return UnitResult(unit.id, "failed", death_reason(process.exitcode), pid=process.pid or 0)
+        return result
+
+    def run(self, units: Sequence[Unit], done: Callable[[UnitResult], None]) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="harness-unit")
+        try:
+            futures = [pool.submit(self._one, unit) for unit in units]
+            for future in as_completed(futures):
+                done(future.result())
+        except KeyboardInterrupt:
+            self._stop(pool)
+            raise
+        pool.shutdown(wait=True)
+
+    def _stop(self, pool: ThreadPoolExecutor) -> None:
+        """Cancel what has not started; ask every running unit to stop (one SIGINT), then wait for it."""
+        self._stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            running = list(self._live.values())
+        for process in running:
+            try:
+                os.kill(process.pid, signal.SIGINT)
+            except (ProcessLookupError, TypeError):
+                pass
+        for process in running:
+            process.join(GRACE_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        pool.shutdown(wait=True)
+
+
+@hookimpl
+def register_executors(register):
+    register(ExecutorSpec(
+        name="local",
+        description="a pool of --jobs worker processes on this machine (the default)",
+        factory=LocalExecutor,
+    ))

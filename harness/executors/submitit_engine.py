@@ -1,0 +1,108 @@
+"""``submitit``: the units as a Slurm job array, through ``submitit.AutoExecutor``.
+
+On a Slurm cluster the units become one job array (``map_array``), at most
+``--jobs`` running at once (Slurm's array parallelism), each job with
+``threads_per_unit`` CPUs and ``--gpus-per-unit`` GPUs, in ``--slurm-partition``
+for up to ``--slurm-time`` minutes, with any ``--slurm-param KEY=VALUE``
+passed to sbatch. submitit's logs and pickles go to ``SWEEP/submitit/``.
+
+Where there is no Slurm, submitit's local executor runs the same code path
+(the same ``map_array``, the same pickled unit function) on this machine. It
+has no array parallelism of its own, so the units are submitted in arrays of
+``--jobs`` at a time. ``--executor local`` is the better engine on a single
+machine; this path exists so that a sweep can be tried here exactly as it
+will run on the cluster.
+
+The sweep folder must be on a filesystem the compute nodes see at the same
+path. Needs the ``submitit`` extra: ``pip install 'rnn-harness[submitit]'``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from harness import hookimpl
+from harness.executors.base import ExecutorSettings, ExecutorSpec
+from harness.sweep.grid import Unit
+from harness.sweep.unit import UnitResult, run_unit
+
+INSTALL = "pip install 'rnn-harness[submitit]'"
+POLL_S = 0.5
+DEFAULT_TIME_MIN = 24 * 60
+
+
+def _first_line(exc: BaseException) -> str:
+    text = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class SubmititExecutor:
+    def __init__(self, settings: ExecutorSettings):
+        self.settings = settings
+
+    def executor(self):
+        """A configured ``submitit.AutoExecutor`` (Slurm where there is one, else submitit's local executor)."""
+        import submitit
+
+        slurm = dict(self.settings.slurm)
+        folder = Path(self.settings.folder) / "submitit" / "%j"
+        executor = submitit.AutoExecutor(folder=folder, cluster=slurm.get("cluster") or None)
+        parameters: dict[str, Any] = {
+            "name": "harness-sweep",
+            "timeout_min": int(slurm.get("time_min") or DEFAULT_TIME_MIN),
+            "cpus_per_task": self.settings.threads_per_unit,
+            "slurm_array_parallelism": self.settings.jobs,
+        }
+        if self.settings.gpus_per_unit:
+            parameters["gpus_per_node"] = math.ceil(self.settings.gpus_per_unit)
+        if slurm.get("partition"):
+            parameters["slurm_partition"] = slurm["partition"]
+        if slurm.get("additional"):
+            parameters["slurm_additional_parameters"] = dict(slurm["additional"])
+        executor.update_parameters(**parameters)
+        return executor
+
+    def run(self, units: Sequence[Unit], done: Callable[[UnitResult], None]) -> None:
+        executor = self.executor()
+        local = executor.cluster != "slurm"
+        batch = self.settings.jobs if local else len(units)
+        pending: list[tuple[Any, Unit]] = []
+        try:
+            for start in range(0, len(units), batch):
+                chunk = list(units[start:start + batch])
+                pending = list(zip(executor.map_array(run_unit, chunk), chunk))
+                while pending:
+                    still = []
+                    for job, unit in pending:
+                        if job.done():
+                            done(self._result(job, unit))
+                        else:
+                            still.append((job, unit))
+                    pending = still
+                    if pending:
+                        time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            for job, _ in pending:
+                job.cancel(check=False)  # scancel on Slurm; the local executor interrupts the job's process
+            raise
+
+    @staticmethod
+    def _result(job, unit: Unit) -> UnitResult:
+        try:
+            return job.result()
+        except Exception as exc:  # the job died, timed out or was cancelled: submitit says which
+            return UnitResult(unit.id, "failed", f"the submitit job {job.job_id} failed: {_first_line(exc)}")
+
+
+@hookimpl
+def register_executors(register):
+    register(ExecutorSpec(
+        name="submitit",
+        description="a Slurm job array through submitit (its local executor where there is no Slurm; extra: submitit)",
+        factory=SubmititExecutor,
+        requires="submitit",
+        install=INSTALL,
+    ))

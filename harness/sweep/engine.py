@@ -1,0 +1,138 @@
+"""Running a sweep: choose the units that are not finished, hand them to an executor, keep the tables current.
+
+The executor (``harness/executors/``) does the distribution; this module only
+decides what to run, shows one progress bar over units (done / total, ETA)
+and one line per failed unit, writes ``units.csv`` as each unit finishes, and
+on Ctrl-C keeps every finished unit and says how to resume.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from harness.errors import HarnessError
+from harness.executors.base import ExecutorSettings, ExecutorSpec
+from harness.registry import Registry
+from harness.sweep.folder import SweepFolder
+from harness.sweep.grid import SweepSpec, Unit, expand
+from harness.sweep.unit import FINISHED, RETRYABLE, UnitResult
+
+
+def usable_cores() -> int:
+    """Cores this process may use (its CPU affinity, which containers and ``taskset`` narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_unit(jobs: int, given: int | None = None) -> int:
+    """``given``, or the cores divided among the ``jobs`` units that run at once (at least 1), so that workers
+    never oversubscribe the machine."""
+    return given if given is not None else max(1, usable_cores() // max(1, jobs))
+
+
+@dataclass
+class SweepOutcome:
+    """What one ``harness sweep`` invocation did."""
+
+    folder: SweepFolder
+    total: int
+    """Units in this invocation's grid."""
+    already: int
+    """Of those, finished before it started (not run again)."""
+    results: list[UnitResult] = field(default_factory=list)
+    """The units it ran, in the order they finished."""
+
+    @property
+    def failed(self) -> list[UnitResult]:
+        return [r for r in self.results if r.status in RETRYABLE]
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; :attr:`outcome` holds what finished."""
+
+    def __init__(self, outcome: SweepOutcome):
+        super().__init__(str(outcome.folder.path))
+        self.outcome = outcome
+
+
+def plugin_selection() -> dict[str, Any]:
+    """The plugin entry points this process loads (``--plugins``/``HARNESS_PLUGINS``, ``--disable-plugins``), so
+    that every worker, on any machine, loads the same ones."""
+    def names(var: str) -> list[str] | None:
+        value = os.environ.get(var)
+        return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+    return {"only": names("HARNESS_PLUGINS"), "disable": names("HARNESS_DISABLE_PLUGINS") or []}
+
+
+def to_run(folder: SweepFolder, units: list[Unit], retry_failed: bool) -> list[Unit]:
+    """The units that are not finished: never ran, were interrupted, or (with ``retry_failed``) failed or skipped."""
+    wanted = []
+    for unit in units:
+        state = folder.state(unit)
+        if state in FINISHED or (state in RETRYABLE and not retry_failed):
+            continue
+        wanted.append(unit)
+    return wanted
+
+
+def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, settings: ExecutorSettings, *,
+              retry_failed: bool = False, progress: bool = True, command: Iterable[str] = (),
+              say: Callable[[str], None] = print) -> SweepOutcome:
+    """Expand the grid, run what is not finished on ``executor``, and write the tables.
+
+    :raises SweepInterrupted: on Ctrl-C, after the tables of every finished unit are written.
+    """
+    missing = executor.unavailable_reason()
+    if missing:
+        raise HarnessError(missing)
+    units = expand(spec, registry, Path(settings.folder), settings.threads_per_unit, plugin_selection())
+    folder = SweepFolder.open(settings.folder, spec, command)
+    todo = to_run(folder, units, retry_failed)
+    outcome = SweepOutcome(folder, total=len(units), already=len(units) - len(todo))
+    folder.meta["invocations"][-1].update(executor=executor.name, jobs=settings.jobs,
+                                          threads_per_unit=settings.threads_per_unit, units=len(units),
+                                          to_run=len(todo))
+    folder.save_meta(colors={c: registry.cell(c).color for c in folder.meta["cells"] if c in registry.cells})
+    if outcome.already:
+        say(f"{outcome.already} of {len(units)} units already finished in {folder.path}; running the other "
+            f"{len(todo)}")
+    if not todo:
+        folder.write_tables()
+        return outcome
+    for unit in todo:
+        folder.prepare(unit)
+    folder.write_tables(summary=False)
+    by_id = {u.id: u for u in todo}
+    bar = tqdm(total=len(todo), desc="sweep", unit="unit", disable=None if progress else True, dynamic_ncols=True)
+
+    def done(result: UnitResult) -> None:
+        unit = by_id.get(result.id)
+        if unit is None:
+            return
+        if result.status != "interrupted":
+            result.write(unit.folder)   # also for a unit whose process died before it could write its own
+            folder.record(unit.id, vars(result))
+            outcome.results.append(result)
+        if result.status in RETRYABLE:
+            tqdm.write(f"unit {unit.label} {result.status}: {result.reason}", file=sys.stderr)
+        bar.update(1)
+        folder.write_tables(summary=False)
+
+    try:
+        executor.factory(settings).run(todo, done)
+    except KeyboardInterrupt:
+        bar.close()
+        folder.write_tables()
+        raise SweepInterrupted(outcome) from None
+    bar.close()
+    folder.write_tables()
+    return outcome
+

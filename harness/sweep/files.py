@@ -1,0 +1,225 @@
+"""Sweep files: a sweep written down in TOML, for checked-in studies (format: docs/sweeps.md).
+
+::
+
+    task = "copy"
+    cells = ["lstm", "rnn"]
+    seeds = 3                      # a count, "10:15", or a list [0, 3, 7]
+    reference = "lstm"
+
+    [settings]                     # run settings; a list is swept
+    seq_len = [100, 200]
+    optimizer = "rmsprop"
+
+    [task_options]                 # likewise
+    copy_len = 10
+
+    [cell_settings.rnn]            # one cell's own fixed settings
+    hidden_size = 80
+
+    [horizon]                      # the memory-horizon rule
+    margin = 0.9
+
+    [executor]                     # defaults for how to run it
+    name = "local"
+    jobs = 2
+
+A file and the command line fill the same :class:`SweepRequest`; an option
+given on the command line replaces the file's value for that key.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.run import OPTIONS_BY_NAME
+from harness.sweep.grid import HorizonRule
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+EXECUTOR_KEYS = {
+    "name": "the executor: local, ray, submitit, or a plugin's",
+    "jobs": "units at once (local), array parallelism (Slurm)",
+    "threads_per_unit": "torch and BLAS threads per unit",
+    "gpus_per_unit": "GPUs per unit (fractions share a GPU)",
+    "ray_address": "a running Ray cluster",
+    "slurm_partition": "Slurm partition",
+    "slurm_time": "Slurm time limit per unit, in minutes",
+    "slurm_params": "extra Slurm parameters (a table of KEY = VALUE)",
+    "submitit_cluster": "submitit's cluster: slurm or local (default: Slurm where there is one)",
+}
+TOP_KEYS = {"task", "cells", "preset", "seeds", "reference", "out", "grad_at", "settings", "task_options",
+            "cell_settings", "horizon", "executor"}
+
+
+@dataclass
+class SweepRequest:
+    """Everything a sweep can be told, from a file, the command line, or both (the command line wins)."""
+
+    task: str | None = None
+    cells: list[str] | None = None
+    preset: str | None = None
+    seeds: list[int] | None = None
+    reference: str | None = None
+    out: str | None = None
+    grad_at: list[int] | None = None
+    settings: dict[str, list[Any]] = field(default_factory=dict)
+    task_options: dict[str, list[Any]] = field(default_factory=dict)
+    cell_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    horizon: dict[str, float] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)
+
+    def merged(self, override: "SweepRequest") -> "SweepRequest":
+        """This request with every key ``override`` sets replaced (tables key by key)."""
+        out = SweepRequest(**{f.name: getattr(self, f.name) for f in fields(self)})
+        for f in fields(self):
+            value = getattr(override, f.name)
+            if isinstance(value, dict):
+                if f.name == "cell_settings":
+                    merged = {cell: dict(v) for cell, v in getattr(out, f.name).items()}
+                    for cell, values in value.items():
+                        merged.setdefault(cell, {}).update(values)
+                    setattr(out, f.name, merged)
+                else:
+                    setattr(out, f.name, {**getattr(out, f.name), **value})
+            elif value is not None:
+                setattr(out, f.name, value)
+        return out
+
+    def to_toml(self) -> str:
+        """The request as a sweep file (what ``sweep.toml`` in the sweep folder holds)."""
+        lines = ["# The resolved sweep: the sweep file, if any, with the command line's options applied."]
+        for key in ("task", "cells", "preset", "seeds", "reference", "grad_at"):
+            value = getattr(self, key)
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+        for table in ("settings", "task_options", "horizon", "executor"):
+            values = getattr(self, table)
+            if values:
+                lines += ["", f"[{table}]"]
+                lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
+                for k, v in values.items():
+                    if isinstance(v, dict):
+                        lines += ["", f"[{table}.{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+        for cell, values in self.cell_settings.items():
+            lines += ["", f"[cell_settings.{_toml_key(cell)}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if value is None:
+        return '"none"'
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def load(path: Path | str) -> SweepRequest:
+    """Read and check a sweep file; an unknown key or a bad value is one line naming the key and the fix."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise HarnessError(f"--config {path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise HarnessError(f"{path}: not valid TOML: {exc}") from None
+
+    def bad(key: str, why: str) -> HarnessError:
+        return HarnessError(f"{path}: {key}: {why}")
+
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise bad(unknown[0], f"unknown key; valid keys: {', '.join(sorted(TOP_KEYS))}")
+    request = SweepRequest()
+    for key in ("task", "preset", "reference", "out"):
+        if key in data:
+            if not isinstance(data[key], str):
+                raise bad(key, "must be a string")
+            setattr(request, key, data[key])
+    if "cells" in data:
+        cells = data["cells"]
+        if isinstance(cells, str):
+            cells = [c.strip() for c in cells.split(",") if c.strip()]
+        if not isinstance(cells, list) or not cells or not all(isinstance(c, str) for c in cells):
+            raise bad("cells", 'must be a list of cell names, e.g. cells = ["lstm", "rnn"]')
+        request.cells = cells
+    if "seeds" in data:
+        request.seeds = _seeds(data["seeds"], bad)
+    if "grad_at" in data:
+        if not isinstance(data["grad_at"], list) or not all(isinstance(s, int) for s in data["grad_at"]):
+            raise bad("grad_at", "must be a list of training steps, e.g. grad_at = [100, 1000]")
+        request.grad_at = data["grad_at"]
+    for table in ("settings", "task_options", "horizon", "executor", "cell_settings"):
+        if table in data and not isinstance(data[table], dict):
+            raise bad(table, f"must be a table: [{table}]")
+    for name, value in data.get("settings", {}).items():
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None or name == "seed":
+            raise bad(f"settings.{name}", f"unknown setting; valid: {', '.join(o for o in OPTIONS_BY_NAME if o != 'seed')}"
+                      + (" (seeds go in the top-level 'seeds')" if name == "seed" else ""))
+        request.settings[name] = [_parse(option, v, f"settings.{name}", bad) for v in _as_list(value)]
+    for name, value in data.get("task_options", {}).items():
+        request.task_options[name] = _as_list(value)  # checked against the task's declarations when expanded
+    for cell, values in data.get("cell_settings", {}).items():
+        if not isinstance(values, dict):
+            raise bad(f"cell_settings.{cell}", f"must be a table: [cell_settings.{cell}]")
+        for name, value in values.items():
+            option = OPTIONS_BY_NAME.get(name)
+            if option is None or not option.sweepable:
+                raise bad(f"cell_settings.{cell}.{name}", "unknown setting; a cell may set: "
+                          + ", ".join(o.name for o in OPTIONS_BY_NAME.values() if o.sweepable))
+            request.cell_settings.setdefault(cell, {})[name] = _parse(option, value, f"cell_settings.{cell}.{name}", bad)
+    rule_keys = {f.name for f in fields(HorizonRule)}
+    for name, value in data.get("horizon", {}).items():
+        if name not in rule_keys:
+            raise bad(f"horizon.{name}", f"unknown key; valid: {', '.join(sorted(rule_keys))}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+            raise bad(f"horizon.{name}", "must be a number between 0 and 1")
+        request.horizon[name] = float(value)
+    for name, value in data.get("executor", {}).items():
+        if name not in EXECUTOR_KEYS:
+            raise bad(f"executor.{name}", f"unknown key; valid: {', '.join(EXECUTOR_KEYS)}")
+        request.executor[name] = value
+    return request
+
+
+def _parse(option, value: Any, key: str, bad) -> Any:
+    try:
+        return option.parse(value)
+    except ValueError as exc:
+        raise bad(key, str(exc)) from None
+
+
+def _seeds(value: Any, bad) -> list[int]:
+    from harness.sweep.grid import parse_seeds
+
+    if isinstance(value, bool):
+        raise bad("seeds", "give a count (5), a range (\"10:15\") or a list ([0, 3, 7])")
+    if isinstance(value, int):
+        return parse_seeds(str(value))
+    if isinstance(value, str):
+        return parse_seeds(value)
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                 for s in value):
+        return list(dict.fromkeys(value))
+    raise bad("seeds", "give a count (5), a range (\"10:15\") or a list ([0, 3, 7])")

@@ -1,0 +1,116 @@
+"""Running one unit, and reading its state back from its folder.
+
+:func:`run_unit` is what every executor calls, in whatever process it chose
+(a fresh local process, a Ray worker, a Slurm job). It loads the plugins,
+calls the core run function (:func:`harness.run.execute`) for the unit's one
+cell, and returns a :class:`UnitResult`; it never raises for a problem of the
+run itself, which becomes the result's status. It writes ``result.json``
+beside the run's tables, so the sweep knows what finished even if its own
+process was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.sweep.grid import Unit
+
+FINISHED = ("ok", "diverged")
+"""Statuses a re-run never repeats."""
+RETRYABLE = ("failed", "skipped")
+"""Statuses repeated only with ``--retry-failed``."""
+RESULT_FILE = "result.json"
+STARTED_FILE = "started.json"
+
+
+@dataclass
+class UnitResult:
+    """What one unit gave: the cell's status and its summary row (``harness.columns.SUMMARY``)."""
+
+    id: str
+    status: str
+    """The run's status for the cell (ok, diverged, failed, skipped, interrupted), or failed when the unit's process
+    died or the run could not start."""
+    reason: str = ""
+    row: dict[str, Any] = field(default_factory=dict)
+    host: str = ""
+    pid: int = 0
+    wall_s: float = 0.0
+
+    def write(self, folder: Path | str) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (RESULT_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, default=_plain) + "\n")
+        tmp.replace(folder / RESULT_FILE)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def read_result(folder: Path | str) -> UnitResult | None:
+    """The unit's result from its folder: ``result.json``, else a finished row of ``summary.csv`` (a unit whose
+    sweep process died after the run finished), else ``None`` (never ran, or was cut off mid-run)."""
+    folder = Path(folder)
+    path = folder / RESULT_FILE
+    if path.exists():
+        try:
+            return UnitResult(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            return None
+    summary = folder / "summary.csv"
+    if summary.exists():
+        import pandas as pd
+        try:
+            rows = pd.read_csv(summary).to_dict("records")
+        except (ValueError, OSError):
+            return None
+        if rows and rows[-1].get("status") in (*FINISHED, *RETRYABLE):
+            row = rows[-1]
+            reason = row.get("reason")
+            return UnitResult(folder.name, str(row["status"]), reason if isinstance(reason, str) else "", row)
+    return None
+
+
+def run_unit(unit: Unit) -> UnitResult:
+    """Execute ``unit`` in this process and write its ``result.json``; see the module docstring."""
+    from harness.run import RunConfig, RunInterrupted, execute
+
+    start = time.perf_counter()
+    result = UnitResult(unit.id, "failed", host=socket.gethostname(), pid=os.getpid())
+    folder = Path(unit.folder)
+    try:
+        registry = _registry(unit)
+        folder.mkdir(parents=True, exist_ok=True)
+        started = folder / (STARTED_FILE + ".tmp")
+        started.write_text(json.dumps({"pid": os.getpid(), "host": result.host, "started": time.time()}) + "\n")
+        started.replace(folder / STARTED_FILE)  # whole or absent, for whoever watches the folder
+        done = execute(RunConfig.from_dict(unit.config), registry, out=folder, progress=False, plots=False)
+        result.row = dict(done.rows[0])
+        result.status = str(result.row["status"])
+        result.reason = str(result.row.get("reason") or "")
+    except RunInterrupted:
+        result.status, result.reason = "interrupted", "interrupted by the user (Ctrl-C)"
+    except KeyboardInterrupt:
+        result.status, result.reason = "interrupted", "interrupted before the run started"
+    except Exception as exc:  # a bad plugin or a broken folder is this unit's problem, not the sweep's
+        text = str(exc).strip().splitlines()
+        result.reason = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    result.wall_s = time.perf_counter() - start
+    if result.status != "interrupted":
+        result.write(folder)  # an interrupted unit stays unfinished on disk, so a re-run repeats it
+    return result
+
+
+def _registry(unit: Unit):
+    from harness.registry import load_registry
+
+    only = unit.plugins.get("only")
+    return load_registry(only=only, disable=unit.plugins.get("disable") or ())

@@ -1,0 +1,126 @@
+"""Executors for real: the local pool, a local Ray cluster and submitit's local executor give bit-identical rows;
+a killed worker fails only its unit; a real Ctrl-C keeps every finished unit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.columns import TIMING
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--task", "copy", "--seq-len", "4", "--steps", "15", "--hidden-size", "8", "--batch-size", "8",
+        "--task-opt", "eval_size=32", "--no-progress", "--no-plots"]
+SLOW = ["--task", "copy", "--seq-len", "6", "--steps", "400", "--hidden-size", "16", "--batch-size", "16",
+        "--task-opt", "eval_size=32", "--no-progress", "--no-plots"]
+
+
+def _row(folder: Path) -> dict:
+    """The reproducible part of a run folder's one summary row (timing columns left out)."""
+    (row,) = pd.read_csv(folder / "summary.csv").to_dict("records")
+    return {k: (None if pd.isna(v) else v) for k, v in row.items() if k not in TIMING}  # NaN == NaN here
+
+
+def _unit(sweep: Path, cell: str, seed: int) -> Path:
+    (folder,) = (sweep / "units").glob(f"{cell}-*seed-{seed}-*")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    """lstm, seed 1, through 'harness run' alone with one thread: the numbers every executor must reproduce."""
+    out = tmp_path_factory.mktemp("alone") / "run"
+    from harness.cli import main
+    assert main(["run", "--cells", "lstm", "--seed", "1", "--threads", "1", "--out", str(out), *TINY]) == 0
+    return _row(out)
+
+
+@pytest.mark.parametrize("executor", [
+    ["--executor", "local", "--jobs", "2"],
+    ["--executor", "ray", "--jobs", "2"],                                  # a real local Ray cluster, num_cpus=2
+    ["--executor", "submitit", "--submitit-cluster", "local", "--jobs", "2"],
+], ids=["local", "ray", "submitit"])
+def test_a_unit_gives_the_same_row_alone_and_on_every_executor(alone, executor, tmp_path):
+    out = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--cells", "lstm,gru", "--seeds", "0,1",
+                           "--threads-per-unit", "1", *executor, "--out", str(out), *TINY],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    units = pd.read_csv(out / "units.csv")
+    assert len(units) == 4 and set(units["status"]) == {"ok"} and set(units["threads"]) == {1}
+    assert _row(_unit(out, "lstm", 1)) == alone                   # bit for bit, every reproducible column
+    assert "lstm remembers" in done.stdout or "lstm beats the memoryless baseline at none" in done.stdout
+
+
+def _wait_for(condition, what: str, timeout: float = 240.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _running_unit(sweep: Path) -> Path | None:
+    """A unit folder whose process has started and not finished."""
+    for folder in (sweep / "units").glob("*"):
+        if (folder / "started.json").exists() and not (folder / "result.json").exists():
+            return folder
+    return None
+
+
+def _sweep(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness", "sweep", "--cells", "lstm,rnn", "--seeds", "2",
+                             "--threads-per-unit", "1", "--out", str(out), *SLOW, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def test_a_worker_killed_mid_unit_fails_only_that_unit_and_retry_failed_completes_it(tmp_path):
+    out = tmp_path / "sweep"
+    sweep = _sweep(out, "--jobs", "2")
+    victim = _wait_for(lambda: _running_unit(out), "a running unit")
+    pid = json.loads((victim / "started.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)                                   # as the out-of-memory killer would
+    stdout, stderr = sweep.communicate(timeout=600)
+    assert sweep.returncode == 1, stderr[-3000:]
+    units = pd.read_csv(out / "units.csv").set_index("folder")
+    assert units.loc[victim.name, "status"] == "failed"
+    assert "killed by SIGKILL" in units.loc[victim.name, "reason"]
+    assert (units.drop(index=victim.name)["status"] == "ok").all() and len(units) == 4   # the others finished
+    assert f"{victim.name.split('-')[0]}" in stderr and "killed by SIGKILL" in stderr and "Traceback" not in stderr
+    again = _sweep(out, "--jobs", "2", "--retry-failed")
+    stdout, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr[-3000:]
+    assert "3 of 4 units already finished" in stdout               # only the failed unit ran again
+    assert set(pd.read_csv(out / "units.csv")["status"]) == {"ok"}
+
+
+def test_a_real_ctrl_c_keeps_every_finished_unit_and_the_same_command_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    sweep = _sweep(out, "--jobs", "1")
+    _wait_for(lambda: list((out / "units").glob("*/result.json")) and _running_unit(out), "one finished unit and "
+              "one running")
+    sweep.send_signal(signal.SIGINT)                               # what Ctrl-C in a terminal sends the sweep
+    stdout, stderr = sweep.communicate(timeout=300)
+    assert sweep.returncode == 130, stderr[-3000:]
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    finished = [f.parent for f in (out / "units").glob("*/result.json")]
+    assert finished
+    for folder in finished:                                        # finished units are whole run folders
+        assert _row(folder)["status"] == "ok" and (folder / "metrics.csv").exists()
+    units = pd.read_csv(out / "units.csv")
+    assert (units["status"] == "ok").sum() == len(finished) and set(units["status"]) <= {"ok", "pending"}
+    again = _sweep(out, "--jobs", "1")
+    stdout, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr[-3000:]
+    assert f"{len(finished)} of 4 units already finished" in stdout
+    assert set(pd.read_csv(out / "units.csv")["status"]) == {"ok"}
