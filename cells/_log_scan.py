@@ -49,7 +49,8 @@ def g(x: Tensor) -> Tensor:
 def log_g(x: Tensor) -> Tensor:
     """``log g(x)``, computed without ever taking the log of a small number.
 
-    ``relu`` keeps the unused branch of ``where`` finite (its gradient would be 0 * inf = nan otherwise).
+    ``relu`` keeps the unused branch of ``where`` finite: below -0.5 it would be log of a negative number, nan,
+    and autograd multiplies its gradient by 0, which leaves nan.
     """
     return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
 
