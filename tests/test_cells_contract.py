@@ -6,7 +6,7 @@ import torch
 from harness.model import Stacked, build_cell
 from harness.testing import check_cell
 
-BUILTIN_TORCH_CELLS = ["rnn", "lstm", "gru"]
+BUILTIN_TORCH_CELLS = ["rnn", "lstm", "gru", "lfru-lstm", "mingru", "minlstm"]
 
 
 @pytest.mark.parametrize("name", BUILTIN_TORCH_CELLS)

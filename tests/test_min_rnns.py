@@ -1,0 +1,281 @@
+"""``mingru`` and ``minlstm``: the log-space scan equals the step-by-step recurrence (outputs and gradients, T up
+to 512), finite differences, steps worked by hand, saturated gates, the gate view, and one-line errors for bad
+input. (The conformance kit runs in ``test_cells_contract.py``.) Tolerances: ``docs/min-rnns.md``."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from cells._log_scan import SCAN_CHUNK, g, linear_scan_log, log_g
+from cells.lfru_lstm import LFRULSTM
+from cells.mingru import MinGRU
+from cells.minlstm import MinLSTM
+
+CELLS = {"mingru": MinGRU, "minlstm": MinLSTM}
+# |scan - stepping| <= atol + rtol * |stepping|, documented in docs/min-rnns.md.
+TOL = {torch.float64: dict(atol=1e-10, rtol=1e-10), torch.float32: dict(atol=1e-4, rtol=1e-4)}
+
+
+def sig(v: float) -> float:
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+def _cell(name: str, I: int = 4, H: int = 8, dtype=torch.float64, seed: int = 0):
+    torch.manual_seed(seed)
+    return CELLS[name](I, H).to(dtype)
+
+
+def _data(T: int, B: int, I: int, H: int, dtype, seed: int = 1, scale: float = 2.0):
+    """x (T, B, I) and an initial h (1, B, H) of both signs, well away from zero."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, I, dtype=torch.float64, generator=gen).mul_(scale).to(dtype)
+    h0 = torch.randn(1, B, H, dtype=torch.float64, generator=gen).mul_(3.0).to(dtype)
+    return x, h0
+
+
+def _stepped(cell, x, h0):
+    """One call per step, the state passed along: what the gradient-flow measurement does."""
+    state, outs = (h0,), []
+    for t in range(x.shape[0]):
+        out, state = cell(x[t:t + 1], state)
+        outs.append(out)
+    return torch.cat(outs), state[0]
+
+
+# ------------------------------------------------------------ the shared helpers
+
+
+def test_g_is_positive_continuous_and_log_g_is_its_log():
+    v = torch.linspace(-30, 30, 2001, dtype=torch.float64)
+    assert (g(v) > 0).all()
+    torch.testing.assert_close(log_g(v), torch.log(g(v)))
+    zero = torch.zeros((), dtype=torch.float64)
+    assert g(zero).item() == 0.5 == torch.sigmoid(zero).item()        # both branches meet at 0
+    extreme = torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4], dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(log_g(extreme).sum(), extreme)
+    assert torch.isfinite(log_g(extreme)).all() and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("chunk", [None, 1, SCAN_CHUNK, 100])
+def test_linear_scan_takes_any_initial_state(chunk):
+    T, B, H = 300, 2, 5
+    gen = torch.Generator().manual_seed(0)
+    log_a = -torch.rand(T, B, H, dtype=torch.float64, generator=gen) * 3
+    log_b = torch.randn(T, B, H, dtype=torch.float64, generator=gen)
+    h0 = torch.randn(B, H, dtype=torch.float64, generator=gen) * 5               # negative entries included
+    h, expected = h0, []
+    for t in range(T):
+        h = log_a[t].exp() * h + log_b[t].exp()
+        expected.append(h)
+    torch.testing.assert_close(linear_scan_log(log_a, log_b, h0, chunk), torch.stack(expected), rtol=1e-12, atol=1e-12)
+
+
+def test_linear_scan_refuses_a_bad_chunk():
+    with pytest.raises(ValueError, match="chunk must be a positive integer"):
+        linear_scan_log(torch.zeros(3, 1, 1), torch.zeros(3, 1, 1), torch.zeros(1, 1), chunk=0)
+
+
+# ------------------------------------------------------------ scan against stepping
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("T", [2, SCAN_CHUNK + 1, 512])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_scan_equals_stepping_one_step_per_call(name, T, dtype):
+    cell = _cell(name, dtype=dtype)
+    x, h0 = _data(T, 3, 4, 8, dtype)
+    with torch.no_grad():
+        out, (h,) = cell(x, (h0,))
+        stepped, h_stepped = _stepped(cell, x, h0)
+    torch.testing.assert_close(out, stepped, **TOL[dtype])
+    torch.testing.assert_close(h[0], h_stepped[0], **TOL[dtype])
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_the_papers_single_scan_agrees_too_in_float64(name):
+    cell = _cell(name)
+    x, h0 = _data(512, 3, 4, 8, torch.float64)
+    with torch.no_grad():
+        chunked, _ = cell(x, (h0,))
+        cell.scan_chunk = None
+        whole, _ = cell(x, (h0,))
+        stepped, _ = _stepped(cell, x, h0)
+    torch.testing.assert_close(whole, stepped, **TOL[torch.float64])
+    torch.testing.assert_close(chunked, whole, **TOL[torch.float64])
+
+
+def _grads(cell, x, h0, stepwise: bool):
+    x, h0 = x.clone().requires_grad_(True), h0.clone().requires_grad_(True)
+    out = _stepped(cell, x, h0)[0] if stepwise else cell(x, (h0,))[0]
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+    return torch.autograd.grad((out * weights).sum(), [x, h0, *cell.parameters()])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_scan_gradients_equal_stepping_gradients_over_512_steps(name, dtype):
+    """Float32 bound: 1e-3 of the largest entry of each gradient. The paper's unchunked scan misses it here
+    (5e-3 for mingru, 1.4e-2 for minlstm); 64-step chunks meet it (2e-4, 3e-4; docs/min-rnns.md)."""
+    cell = _cell(name, dtype=dtype)
+    x, h0 = _data(512, 3, 4, 8, dtype, scale=1.0)
+    scanned, stepped = _grads(cell, x, h0, False), _grads(cell, x, h0, True)
+    bound = 1e-8 if dtype == torch.float64 else 1e-3
+    for what, a, b in zip(["x", "h0", *(n for n, _ in cell.named_parameters())], scanned, stepped):
+        assert (a - b).abs().max() <= bound * b.abs().max(), what
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_saturated_gates_stay_finite_in_float32(name):
+    """Pre-activations in the hundreds: sigmoid underflows to exactly 0 or 1, and a naive f / (f + i)
+    is 0 / 0. Both paths stay finite and agree."""
+    cell = _cell(name, dtype=torch.float32)
+    x, h0 = _data(200, 3, 4, 8, torch.float32, scale=100.0)
+    for stepwise in (False, True):
+        assert all(torch.isfinite(gr).all() for gr in _grads(cell, x, h0, stepwise))
+    with torch.no_grad():
+        out, stepped = cell(x, (h0,))[0], _stepped(cell, x, h0)[0]
+    assert torch.isfinite(out).all()
+    assert (out - stepped).abs().max() <= 1e-3 * stepped.abs().max()
+
+
+# ------------------------------------------------------------ gradients against finite differences
+
+
+@pytest.mark.parametrize("T", [1, 9])
+@pytest.mark.parametrize("name", list(CELLS))
+def test_gradients_match_finite_differences(name, T):
+    """T = 1 is the stepping path; T = 9 with 4-step chunks crosses two chunk boundaries of the scan."""
+    cell = _cell(name, I=2, H=3)
+    cell.scan_chunk = 4
+    names, params = zip(*((n, p.detach().clone().requires_grad_(True)) for n, p in cell.named_parameters()))
+    x, h0 = _data(T, 2, 2, 3, torch.float64)
+
+    def run(x, h0, *values):
+        out, (h,) = functional_call(cell, dict(zip(names, values)), (x, (h0,)))
+        return out, h
+
+    inputs = (x.requires_grad_(True), h0.requires_grad_(True), *params)
+    assert torch.autograd.gradcheck(run, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+# ------------------------------------------------------------ the paper's equations, by hand
+
+
+def _scalar_cell(name: str, weights: dict[str, tuple[float, float]]):
+    """I = H = 1, float64; ``weights``: linear layer name -> (w, b)."""
+    cell = CELLS[name](1, 1).double()
+    with torch.no_grad():
+        for layer, (w, b) in weights.items():
+            getattr(cell, layer).weight.fill_(w)
+            getattr(cell, layer).bias.fill_(b)
+    return cell
+
+
+def _two_steps(cell):
+    """x = (0.25, -2.0), h_0 = -1: the candidate's pre-activation 0.75 then -1.5 takes both branches of g."""
+    x = torch.tensor([0.25, -2.0], dtype=torch.float64).view(2, 1, 1)
+    h0 = torch.tensor(-1.0, dtype=torch.float64).view(1, 1, 1)
+    first, _ = cell(x[:1], (h0,))             # T = 1: the stepping path
+    both, _ = cell(x, (h0,))                  # T = 2: the scan
+    return first.item(), both[0].item(), both[1].item()
+
+
+def test_mingru_two_steps_worked_by_hand():
+    cell = _scalar_cell("mingru", {"linear_z": (2.0, -1.0), "linear_h": (1.0, 0.5)})
+    z1 = sig(2.0 * 0.25 - 1.0)                                  # update gate
+    h1 = (1 - z1) * -1.0 + z1 * (0.75 + 0.5)                    # g(0.75) = 0.75 + 0.5
+    z2 = sig(2.0 * -2.0 - 1.0)
+    h2 = (1 - z2) * h1 + z2 * sig(-1.5)                          # g(-1.5) = sigmoid(-1.5)
+    assert (h1, h2) == pytest.approx((-0.150533, -0.148305), abs=1e-6)
+    assert _two_steps(cell) == pytest.approx((h1, h1, h2), abs=1e-12)
+
+
+def test_minlstm_two_steps_worked_by_hand():
+    cell = _scalar_cell("minlstm", {"linear_f": (1.0, 0.5), "linear_i": (-1.0, 0.0), "linear_h": (1.0, 0.5)})
+    f1, i1 = sig(0.25 + 0.5), sig(-0.25)
+    h1 = f1 / (f1 + i1) * -1.0 + i1 / (f1 + i1) * (0.75 + 0.5)
+    f2, i2 = sig(-2.0 + 0.5), sig(2.0)
+    h2 = f2 / (f2 + i2) * h1 + i2 / (f2 + i2) * sig(-1.5)
+    assert (h1, h2) == pytest.approx((-0.118083, 0.130865), abs=1e-6)
+    assert _two_steps(cell) == pytest.approx((h1, h1, h2), abs=1e-12)
+
+
+# ------------------------------------------------------------ gate view and registration
+
+
+def test_mingru_gate_view_rebuilds_the_output():
+    cell = _cell("mingru")
+    x, h0 = _data(6, 2, 4, 8, torch.float64)
+    out, _ = cell(x, (h0,))
+    gates = cell.gate_activations(x, (h0,))
+    assert set(gates) == {"update", "candidate"} and gates["update"].shape == (1, 6, 2, 8)
+    h = h0[0]
+    for t in range(6):
+        z, cand = gates["update"][0, t], gates["candidate"][0, t]
+        h = (1 - z) * h + z * cand
+        torch.testing.assert_close(h, out[t])
+
+
+def test_minlstm_gate_view_rebuilds_the_output():
+    cell = _cell("minlstm")
+    x, h0 = _data(6, 2, 4, 8, torch.float64)
+    out, _ = cell(x, (h0,))
+    gates = cell.gate_activations(x, (h0,))
+    assert set(gates) == {"forget", "input", "candidate"}
+    torch.testing.assert_close(gates["forget"] + gates["input"], torch.ones_like(gates["input"]))
+    h = h0[0]
+    for t in range(6):
+        h = gates["forget"][0, t] * h + gates["input"][0, t] * gates["candidate"][0, t]
+        torch.testing.assert_close(h, out[t])
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_registered_as_a_single_layer_scan_cell(registry, name):
+    spec = registry.cell(name)
+    assert spec.factory is CELLS[name]
+    assert spec.state_names == ("h",) and spec.max_layers == 1
+    assert spec.devices == ("cpu", "cuda") and spec.exposes_gates and spec.whole_sequence
+    params = sum(p.numel() for p in spec.factory(5, 7).parameters())
+    assert params == {"mingru": 2, "minlstm": 3}[name] * 7 * (5 + 1)      # k Linear(I, H) layers, no projection
+
+
+# ------------------------------------------------------------ bad input (cells/_single_layer.py, shared by all three)
+
+SINGLE_LAYER_CELLS = [MinGRU, MinLSTM, LFRULSTM]
+
+
+@pytest.mark.parametrize("cls", SINGLE_LAYER_CELLS)
+@pytest.mark.parametrize("args, message", [
+    ((0, 4), "input_size must be a positive integer"),
+    ((3, 2.5), "hidden_size must be a positive integer"),
+    ((3, 4, 2), r"builds one layer.*build_cell\(spec, 3, 4, layers=2\)"),
+    ((3, 4, 1, 1.0), r"dropout must be a number in \[0, 1\)"),
+])
+def test_bad_sizes_are_refused_in_one_line(cls, args, message):
+    with pytest.raises(ValueError, match=message):
+        cls(*args)
+
+
+@pytest.mark.parametrize("cls", SINGLE_LAYER_CELLS)
+def test_bad_inputs_are_refused_in_one_line(cls):
+    cell = cls(3, 4)
+    n = len(cell.state_names)
+    good_state = tuple(torch.zeros(1, 2, 4) for _ in range(n))
+    cases = [
+        ((torch.zeros(5, 3),), ValueError, r"x must be a \(T, B, I\) tensor"),
+        ((torch.zeros(5, 2, 6),), ValueError, "x has 6 features per step"),
+        ((torch.zeros(0, 2, 3),), ValueError, "at least one step"),
+        ((torch.zeros(5, 2, 3, dtype=torch.float64),), TypeError, r"cell.to\(x.device, x.dtype\)"),
+        ((torch.zeros(5, 2, 3), torch.zeros(1, 2, 4)), TypeError, "state must be a tuple"),
+        ((torch.zeros(5, 2, 3), tuple(torch.zeros(2, 2, 4) for _ in range(n))), ValueError, r"must have shape \(1, B, H\)"),
+        ((torch.zeros(5, 2, 3), tuple(s.double() for s in good_state)), TypeError, "pass the state in x's dtype"),
+    ]
+    for args, error, message in cases:
+        with pytest.raises(error, match=message):
+            cell(*args)
+    out, state = cell(torch.zeros(5, 2, 3), good_state)                     # and the good call works
+    assert out.shape == (5, 2, 4) and len(state) == n
