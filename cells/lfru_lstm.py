@@ -108,6 +108,7 @@ SPEC = CellSpec(
     state_names=("h", "c"),
     max_layers=1,
     exposes_gates=True,
+    color="#17becf",  # matplotlib tab10
 )
 
 

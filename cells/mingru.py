@@ -70,6 +70,7 @@ SPEC = CellSpec(
     max_layers=1,
     exposes_gates=True,
     whole_sequence=True,
+    color="#bcbd22",  # matplotlib tab10
 )
 
 

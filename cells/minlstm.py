@@ -87,6 +87,7 @@ SPEC = CellSpec(
     max_layers=1,
     exposes_gates=True,
     whole_sequence=True,
+    color="#e377c2",  # matplotlib tab10
 )
 
 

@@ -28,10 +28,10 @@ from harness import gates as vocabulary
 
 FORMATS = ("png", "svg", "pdf")
 
-DERIVED_COLORS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-                  "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
-"""Colours for cells that declare none, chosen by a hash of the name. The built-in cells declare colours from
-matplotlib's tab10 palette, which this list leaves out, so a plugin's cell never looks like a built-in."""
+DERIVED_COLORS = ("#8c564b", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3")
+"""Colours for cells that declare none, chosen by a hash of the name. The built-in cells declare the colours of
+matplotlib's tab10 palette, which this list leaves out (but for the brown and grey no built-in uses), so a plugin's
+cell never looks like a built-in."""
 
 # Columns of a gate table that describe a row rather than hold a gate's value.
 GATE_INDEX_COLUMNS = {"cell", "review", "origin", "position", "token", "in_vocab", "label", "layer", "unit", "step", "t",
