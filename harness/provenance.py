@@ -68,10 +68,14 @@ def distribution_version(ep: metadata.EntryPoint) -> str:
 
 
 def editable_path(ep: metadata.EntryPoint) -> str:
-    """The project folder of an editable install (PEP 610 ``direct_url.json``), or ``""``.
+    """The project folder of an editable install (PEP 610 ``direct_url.json``) that the entry point's module
+    (already loaded) really comes from; ``""`` otherwise.
 
     Every copy of the distribution's metadata on the path is read, because a checkout that is the working
-    directory shows its ``egg-info`` (which has no ``direct_url.json``) before the installed ``dist-info``."""
+    directory shows its ``egg-info`` (which has no ``direct_url.json``) before the installed ``dist-info``; and
+    the module's file must lie in the folder, so that an editable install shadowed by another copy is not named.
+    """
+    file = _module_file(ep)
     name = distribution_name(ep)
     dists = [ep.dist] if getattr(ep, "dist", None) is not None else []
     if name != "?":  # other copies of the same distribution: same name, and they declare this very entry point
@@ -83,10 +87,19 @@ def editable_path(ep: metadata.EntryPoint) -> str:
             info = json.loads(text) if text else {}
         except (OSError, ValueError):
             continue
-        if info.get("dir_info", {}).get("editable"):
-            url = urlparse(info.get("url", ""))
-            return unquote(url.path) if url.scheme == "file" else info.get("url", "")
+        url = urlparse(info.get("url", ""))
+        if info.get("dir_info", {}).get("editable") and url.scheme == "file":
+            folder = Path(unquote(url.path))
+            if file is not None and file.is_relative_to(folder.resolve()):
+                return str(folder)
     return ""
+
+
+def _module_file(ep: metadata.EntryPoint) -> Path | None:
+    """The file of the module an entry point names, once imported."""
+    module = sys.modules.get(ep.value.split(":")[0].strip())
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve() if file else None
 
 
 def _own_root() -> Path:
@@ -99,9 +112,7 @@ def is_own(ep: metadata.EntryPoint) -> bool:
     """Whether ``ep`` (already loaded) is one of this project's built-ins; see the module docstring."""
     if normalize(distribution_name(ep)) != OWN_DISTRIBUTION:
         return False
-    module_name = ep.value.split(":")[0].strip()
-    if module_name.split(".")[0] not in OWN_PACKAGES:
+    if ep.value.split(":")[0].strip().split(".")[0] not in OWN_PACKAGES:
         return False
-    module = sys.modules.get(module_name)
-    file = getattr(module, "__file__", None)
-    return bool(file) and Path(file).resolve().is_relative_to(_own_root())
+    file = _module_file(ep)
+    return file is not None and file.is_relative_to(_own_root())

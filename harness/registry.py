@@ -180,14 +180,13 @@ def _discover(only: set[str] | None, disabled: set[str], problems: list[PluginPr
             continue
         ep = eps[0]
         package, version = distribution_name(ep), distribution_version(ep)
-        path = editable_path(ep)
         try:
             obj = ep.load()
         except Exception as exc:  # an import error in someone else's package must not stop us
             problems.append(PluginProblem(ep.name, f"{package} {version}".strip(),
                                           f"failed to import ({_one_line(exc)}); nothing from it is registered"))
             continue
-        own = is_own(ep)
+        own, path = is_own(ep), editable_path(ep)
         rank = (0, "", ep.name) if own else (1, normalize(package), ep.name)
         loaded.append(_Plugin(obj, Source(ep.name, package, version, path, own), rank, ep.name))
     return sorted(loaded, key=lambda p: p.rank)

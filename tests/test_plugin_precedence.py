@@ -53,28 +53,38 @@ def register_cells(register):
 
 
 def _distribution(site: Path, name: str, version: str, module: str, source: str, entry_point: str,
-                  direct_url: dict | None = None) -> None:
-    (site / f"{module}.py").write_text(textwrap.dedent(source))
+                  project: Path | None = None) -> None:
+    """Metadata in ``site``; the module there too, or in ``project`` for an editable install (whose folder is
+    then on the path, as its ``.pth`` file would put it)."""
+    (project or site).mkdir(exist_ok=True)
+    ((project or site) / f"{module}.py").write_text(textwrap.dedent(source))
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[harness]\n{entry_point} = {module}\n")
-    if direct_url:
-        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    if project:
+        (info / "direct_url.json").write_text(json.dumps({"url": project.as_uri(), "dir_info": {"editable": True}}))
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("site")
     _distribution(site, "harness-impostor", "6.6.6", "impostor_lstm", IMPOSTOR, "lstm")
-    project = site.parent / "aaa-project"
-    _distribution(site, "harness-aaa", "1.0", "aaa_twin", AAA, "twin",
-                  {"url": project.as_uri(), "dir_info": {"editable": True}})
+    _distribution(site, "harness-aaa", "1.0", "aaa_twin", AAA, "twin", project=project_of(site))
     return site
 
 
+def project_of(site: Path) -> Path:
+    return site.parent / "aaa-project"
+
+
+def prepend(monkeypatch, site: Path) -> None:
+    monkeypatch.syspath_prepend(str(project_of(site)))
+    monkeypatch.syspath_prepend(str(site))
+
+
 def harness_cli(site: Path, *args, cwd: Path) -> subprocess.CompletedProcess:
-    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [str(site), str(project_of(site)), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     env.pop("HARNESS_PLUGINS", None)
     env.pop("HARNESS_DISABLE_PLUGINS", None)
@@ -113,7 +123,7 @@ def test_run_trains_the_builtin_and_records_who_supplied_each_cell(site, tmp_pat
     assert summary.loc["lstm", "cell_package"] == "rnn-harness"
     assert summary.loc["boomcell", "cell_package"] == "harness-impostor"
     assert str(summary.loc["boomcell", "cell_version"]) == "6.6.6" and summary.loc["boomcell", "cell_path"] == ""
-    project = str(site.parent / "aaa-project")
+    project = str(project_of(site))
     assert summary.loc["twin", "cell_package"] == "harness-aaa" and summary.loc["twin", "cell_path"] == project
     config = json.loads((out / "config.json").read_text())
     assert config["cell_sources"]["twin"] == {"plugin": "twin", "package": "harness-aaa", "version": "1.0",
@@ -124,14 +134,14 @@ def test_run_trains_the_builtin_and_records_who_supplied_each_cell(site, tmp_pat
 
 @pytest.mark.parametrize("order", [list, lambda eps: list(reversed(list(eps)))], ids=["as-found", "reversed"])
 def test_precedence_does_not_depend_on_discovery_order(site, monkeypatch, order):
-    monkeypatch.syspath_prepend(str(site))
+    prepend(monkeypatch, site)
     real = metadata.entry_points
     monkeypatch.setattr("harness.registry._entry_points", lambda: order(real(group="harness")))
     reg = load_registry()
     assert reg.cells["lstm"].source.own and reg.cells["lstm"].source.package == "rnn-harness"
     assert reg.cells["twin"].source.package == "harness-aaa"
     assert reg.cells["boomcell"].source.plugin == "harness-impostor:lstm"  # the built-in keeps the plain name
-    assert reg.cells["twin"].source.path == str(site.parent / "aaa-project")
+    assert reg.cells["twin"].source.path == str(project_of(site))
     lines = [str(p) for p in reg.problems]
     assert len(lines) == 2 and all("harness-impostor 6.6.6" in line for line in lines)
 
@@ -148,9 +158,19 @@ def test_a_distribution_that_borrows_the_projects_name_is_not_a_builtin(tmp_path
 
 
 def test_a_disable_selector_can_name_one_distribution(site, monkeypatch):
-    monkeypatch.syspath_prepend(str(site))
+    prepend(monkeypatch, site)
     reg = load_registry(disable=["harness-aaa:twin"])
     assert reg.cells["twin"].source.package == "harness-impostor"
     assert reg.cells["lstm"].source.own                            # the built-in entry point 'lstm' still loads
     reg = load_registry(disable=["lstm"])                          # a bare name selects every entry point of that name
     assert "lstm" not in reg.cells and "boomcell" not in reg.cells
+
+
+def test_an_editable_folder_is_recorded_only_if_the_code_comes_from_it(tmp_path, monkeypatch):
+    source = AAA.replace('"twin"', '"shadowed"')
+    _distribution(tmp_path, "harness-shadow", "1.0", "shadow_twin", source, "shadow")
+    info = tmp_path / "harness_shadow-1.0.dist-info"
+    elsewhere = tmp_path / "an-old-checkout"
+    (info / "direct_url.json").write_text(json.dumps({"url": elsewhere.as_uri(), "dir_info": {"editable": True}}))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_registry().cells["shadowed"].source.path == ""    # the module is in tmp_path, not the old checkout
