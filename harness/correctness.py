@@ -18,8 +18,9 @@ and a random non-zero initial state, and verifies:
 
 Weights are copied by parameter name, allowing one side a leading module
 prefix (``lstm`` keeps ``nn.LSTM``'s parameters under ``rnn.``, so its
-``rnn.weight_ih_l0`` takes ``numpy-lstm``'s ``weight_ih_l0``); names and
-shapes must correspond one to one.
+``rnn.weight_ih_l0`` takes ``numpy-lstm``'s ``weight_ih_l0``); failing that,
+in order, when both have as many parameters of the same shapes (a stack of
+single-layer cells built by the harness). Otherwise the cell is incorrect.
 """
 
 from __future__ import annotations
@@ -209,20 +210,27 @@ def _largest_error(spec: CellSpec, reference: CellSpec, mine: dict[str, Tensor],
 
 
 def _name_map(cell: nn.Module, ref: nn.Module) -> dict[str, str]:
-    """Reference parameter name -> the cell's, matching names up to a leading module prefix on either side."""
-    mine = [n for n, p in cell.named_parameters() if p.requires_grad]
-    theirs = [n for n, p in ref.named_parameters() if p.requires_grad]
-    mapping = {}
+    """Reference parameter name -> the cell's: by name up to a leading module prefix on either side; failing
+    that, in order, when both have as many parameters with the same shapes (a stack of single-layer cells,
+    ``layers.1.weight_ih_l0``, against ``nn.LSTM``'s ``weight_ih_l1``)."""
+    mine = {n: tuple(p.shape) for n, p in cell.named_parameters() if p.requires_grad}
+    theirs = {n: tuple(p.shape) for n, p in ref.named_parameters() if p.requires_grad}
+    mapping, problem = {}, ""
     for t in theirs:
         matches = [m for m in mine if m == t or t.endswith("." + m) or m.endswith("." + t)]
         if len(matches) != 1:
-            raise Incorrect(f"{'no' if not matches else 'more than one'} parameter of the cell matches the "
-                            f"reference's {t!r} (the cell's: {', '.join(mine) or 'none'})")
+            problem = (f"{'no' if not matches else 'more than one'} parameter of the cell matches the "
+                       f"reference's {t!r} (the cell's: {', '.join(mine) or 'none'})")
+            break
         mapping[t] = matches[0]
     unmatched = sorted(set(mine) - set(mapping.values()))
-    if unmatched:
-        raise Incorrect(f"the reference has no parameter for the cell's {', '.join(unmatched)}")
-    return mapping
+    if not problem and unmatched:
+        problem = f"the reference has no parameter for the cell's {', '.join(unmatched)}"
+    if not problem:
+        return mapping
+    if list(mine.values()) == list(theirs.values()):
+        return dict(zip(theirs, mine))
+    raise Incorrect(problem)
 
 
 def copy_parameters(cell: nn.Module, ref: nn.Module, cell_name: str = "cell", ref_name: str = "reference"

@@ -158,7 +158,6 @@ class _Plugin:
     source: Source
     rank: tuple
     """Sort key for precedence (the module docstring's order)."""
-    entry_point: str = ""
 
 
 def _discover(only: set[str] | None, disabled: set[str], problems: list[PluginProblem]) -> list[_Plugin]:
@@ -188,7 +187,7 @@ def _discover(only: set[str] | None, disabled: set[str], problems: list[PluginPr
             continue
         own, path = is_own(ep), editable_path(ep)
         rank = (0, "", ep.name) if own else (1, normalize(package), ep.name)
-        loaded.append(_Plugin(obj, Source(ep.name, package, version, path, own), rank, ep.name))
+        loaded.append(_Plugin(obj, Source(ep.name, package, version, path, own), rank))
     return sorted(loaded, key=lambda p: p.rank)
 
 

@@ -47,8 +47,10 @@ def test_bench_reports_a_wrong_lstm_as_incorrect_and_times_only_the_right_ones(p
     assert all("incorrect" in line for line in out.splitlines() if "swapped-lstm" in line)  # no timing shown
 
 
-def test_the_right_lstm_agrees_with_lstm_in_float64(lstm):
-    spec = CellSpec(name="hand-lstm", description="", factory=HandLSTM, state_names=("h", "c"), reference="lstm")
+@pytest.mark.parametrize("max_layers", [None, 1], ids=["stacks-itself", "stacked-by-the-harness"])
+def test_the_right_lstm_agrees_with_lstm_in_float64(lstm, max_layers):
+    spec = CellSpec(name="hand-lstm", description="", factory=HandLSTM, state_names=("h", "c"), reference="lstm",
+                    max_layers=max_layers)
     verdict = check(spec, 7, 3, 4, 5, 2, CPU, torch.float64, lstm)
     assert verdict.gate == PASSED and verdict.error < 1e-12 and verdict.tolerance == 1e-9
 
