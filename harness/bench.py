@@ -1,27 +1,33 @@
 """``harness bench``: forward and forward+backward throughput of cells at given shapes.
 
-Each shape is ``T x B x I x H``. For every cell and shape we build the cell
-alone (no task head), run ``warmup`` untimed calls, then time ``repeats``
-calls and report the median, the quartiles and tokens per second
-(``B * T / median``). The backward pass differentiates ``out.sum()`` with
-respect to the input and every parameter.
+Each shape is ``T x B x I x H``. For every cell and shape we first check the
+cell at that shape (:mod:`harness.correctness`: its contract and, when it
+declares one, its reference cell); a cell that fails is ``incorrect`` and is
+not timed. Then we build the cell alone (no task head), run ``warmup`` untimed
+calls, time ``repeats`` calls and report the median, the quartiles and tokens
+per second (``B * T / median``). The backward pass differentiates
+``out.sum()`` with respect to the input and every parameter.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
+from harness import correctness
 from harness.contract import CellSpec
 from harness.errors import HarnessError
 from harness.model import build_cell
 from harness.throughput import time_call
 
 BENCH_COLUMNS = ["cell", "device", "dtype", "T", "B", "I", "H", "layers", "pass", "median_s", "q25_s", "q75_s",
-                 "tokens_per_s", "us_per_step", "repeats", "status", "reason"]
+                 "tokens_per_s", "us_per_step", "repeats", "status", "gate", "gate_reference", "gate_error",
+                 "gate_tolerance", "reason"]
+FAILED_STATUSES = ("failed", "incorrect")
+"""Statuses that make ``bench`` exit 1: the cell raised, or computed the wrong thing."""
 DEFAULT_SHAPES = "100x64x32x128,200x128x64x256,100x32x256x512"
 
 
@@ -51,13 +57,27 @@ def parse_shapes(text: str) -> list[Shape]:
 
 
 def bench_cell(spec: CellSpec, shape: Shape, device: torch.device, dtype: torch.dtype, layers: int = 1,
-               warmup: int = 3, repeats: int = 10, seed: int = 0) -> list[dict[str, Any]]:
-    """Rows for the forward and forward+backward passes of one cell at one shape."""
+               warmup: int = 3, repeats: int = 10, seed: int = 0, reference: CellSpec | None = None
+               ) -> list[dict[str, Any]]:
+    """Rows for the forward and forward+backward passes of one cell at one shape, after the correctness gate.
+
+    :param reference: the cell to check against numerically (see :func:`reference_for`); ``None``: the
+        contract checks only.
+    """
     base = {"cell": spec.name, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
             **{"T": shape.T, "B": shape.B, "I": shape.I, "H": shape.H}, "layers": layers}
     reason = spec.unavailable_reason(device, dtype)
     if reason:
         return [{**base, "pass": p, "status": "skipped", "reason": reason} for p in ("forward", "forward+backward")]
+    try:
+        verdict = correctness.check(spec, shape.T, shape.B, shape.I, shape.H, layers, device, dtype, reference, seed)
+        base.update(gate=verdict.gate, gate_reference=verdict.reference, gate_error=verdict.error,
+                    gate_tolerance=verdict.tolerance)
+        if verdict.gate != correctness.PASSED:
+            return [{**base, "pass": p, "status": "incorrect", "reason": verdict.reason}
+                    for p in ("forward", "forward+backward")]
+    except Exception as exc:  # the cell raised while being checked: a failure, reported like one raised when timed
+        return _failed(base, exc)
     torch.manual_seed(seed)
     try:
         cell = build_cell(spec, shape.I, shape.H, layers).to(device=device, dtype=dtype)
@@ -83,6 +103,27 @@ def bench_cell(spec: CellSpec, shape: Shape, device: torch.device, dtype: torch.
                          "repeats": t.repeats, "status": "ok", "reason": ""})
         return rows
     except Exception as exc:  # a broken cell is reported, the others are still timed
-        text = str(exc).strip().splitlines()
-        reason = f"{type(exc).__name__}: {text[0] if text else ''}"
-        return [{**base, "pass": p, "status": "failed", "reason": reason} for p in ("forward", "forward+backward")]
+        return _failed(base, exc)
+
+
+def _failed(base: dict[str, Any], exc: Exception) -> list[dict[str, Any]]:
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0] if text else ''}"
+    return [{**base, "pass": p, "status": "failed", "reason": reason} for p in ("forward", "forward+backward")]
+
+
+def reference_for(spec: CellSpec, cells: Mapping[str, CellSpec], device: torch.device) -> tuple[CellSpec | None, str]:
+    """The spec ``spec.reference`` names, if it can run here (on ``device`` or the CPU, in float64 or float32).
+
+    :returns: ``(reference, "")``, or ``(None, why not)`` when the spec names one that cannot be used;
+        ``(None, "")`` when it names none.
+    """
+    if not spec.reference:
+        return None, ""
+    reference = cells.get(spec.reference)
+    if reference is None:
+        return None, f"its reference {spec.reference!r} is not registered here"
+    if correctness.reference_setting(reference, device) is None:
+        why = reference.unavailable_reason(device, torch.float32)
+        return None, f"its reference {spec.reference!r} cannot run here ({why})"
+    return reference, ""

@@ -62,6 +62,8 @@ SUMMARY: tuple[Column, ...] = (
     Column("reason", "one line for any status but ok", shown=False),
     Column("cell_package", "the installed package that supplied the cell (from its entry point)", shown=False),
     Column("cell_version", "that package's version", shown=False),
+    Column("cell_path", "for an editable install, the project folder the cell's code is loaded from; empty otherwise",
+           shown=False),
 )
 
 SUMMARY_NAMES: list[str] = [c.name for c in SUMMARY]

@@ -8,8 +8,9 @@ entry-point group::
     my-cell = "my_package.my_module"
 
 The built-in cells (``cells/``) and tasks (``tasks/``) are registered through
-this very group, from this project's own ``pyproject.toml``; they get no
-special treatment.
+this very group, from this project's own ``pyproject.toml``, and are called
+like any plugin's; the one difference is that their names win a clash
+(precedence: :mod:`harness.registry`).
 
 Every hook receives a ``register`` callback and calls it once per thing it
 adds. A hook may register nothing (for example when an optional dependency
@@ -48,7 +49,8 @@ def register_cells(register: Callable[[CellSpec], None]) -> None:
                               state_names=("h", "c")))
 
     :param register: callback taking one :class:`~harness.contract.CellSpec`.
-        A name already taken by another plugin is refused with a warning.
+        A name already taken by a plugin earlier in the precedence order (built-ins
+        first) is refused with a warning.
     """
 
 

@@ -83,7 +83,7 @@ class Runner:
     """Trains ``cell_specs`` one after another on the run's task; see the module docstring.
 
     :param say: receives progress lines; ``warn`` receives failures (the CLI sends them to stderr).
-    :param provenance: cell name -> ``{"package", "version"}`` of the plugin that supplied it.
+    :param provenance: cell name -> ``{"package", "version", "path"}`` of the plugin that supplied it.
     """
 
     def __init__(self, cfg: RunConfig, task_spec: TaskSpec, cell_specs: list[CellSpec],
@@ -118,7 +118,8 @@ class Runner:
         row: dict[str, Any] = dict.fromkeys(SUMMARY_NAMES, math.nan)
         row.update(cell=spec.name, task=self.task_spec.name, seed=self.cfg.seed, seq_len=self.cfg.seq_len, steps=0,
                    baseline=self.task.baseline, solved=False, beats_baseline=False, wall_s=0.0, status="ok",
-                   reason="", cell_package=source.get("package", ""), cell_version=source.get("version", ""))
+                   reason="", cell_package=source.get("package", ""), cell_version=source.get("version", ""),
+                   cell_path=source.get("path", ""))
         return row
 
     def run_cell(self, spec: CellSpec) -> dict[str, Any]:

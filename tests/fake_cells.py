@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cells._lstm_parameters import LSTMParameters
 from harness import CellSpec, RecurrentCell, hookimpl
 
 
@@ -79,3 +80,52 @@ class RaisingHookPlugin:
     @hookimpl
     def register_cells(self, register):
         raise ImportError("optional dependency missing")
+
+
+class HandLSTM(LSTMParameters):
+    """nn.LSTM's equations by hand, on nn.LSTM's parameter layout (gate order i, f, g, o). One layer per call."""
+
+    cell_name = "hand-lstm"
+    order = (0, 1, 2, 3)
+    """Which chunk of the pre-activations each of i, f, g, o reads; the swapped subclass gets it wrong."""
+
+    def forward(self, x, state=None):
+        """x: (T, B, I) -> out (T, B, H), (h, c) each (L, B, H)."""
+        h0, c0 = state if state is not None else self.initial_state(x.shape[1], x)
+        layer_in, hs, cs = x, [], []
+        for k in range(self.num_layers):
+            w_ih, w_hh, b_ih, b_hh = self.layer_weights(k)
+            h, c, outs = h0[k], c0[k], []
+            for t in range(x.shape[0]):
+                z = (layer_in[t] @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=-1)
+                i, f, g, o = (z[j] for j in self.order)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            layer_in = torch.stack(outs)
+            hs.append(h)
+            cs.append(c)
+        return layer_in, (torch.stack(hs), torch.stack(cs))
+
+
+class SwappedGatesLSTM(HandLSTM):
+    """Reads the input gate's pre-activation as the forget gate's and the other way round: fast to write, wrong."""
+
+    order = (1, 0, 2, 3)
+    calls = 0
+    """Forward calls, all instances together: the bench test checks that a wrong cell is never timed."""
+
+    def forward(self, x, state=None):
+        type(self).calls += 1
+        return super().forward(x, state)
+
+
+class LSTMReferencePlugin:
+    """Two hand-written LSTMs that declare ``lstm`` as their reference: one right, one with swapped gates."""
+
+    @hookimpl
+    def register_cells(self, register):
+        register(CellSpec(name="hand-lstm", description="nn.LSTM by hand", factory=HandLSTM,
+                          state_names=("h", "c"), reference="lstm"))
+        register(CellSpec(name="swapped-lstm", description="input and forget gates swapped", factory=SwappedGatesLSTM,
+                          state_names=("h", "c"), reference="lstm"))

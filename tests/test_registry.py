@@ -66,7 +66,9 @@ def test_duplicate_names_are_refused_not_overwritten(plugins):
     plugins(Impostor())
     reg = load_registry()
     assert reg.cells["lstm"].spec.description != "not really"
-    assert any("already registered" in str(p) for p in reg.problems)
+    lines = [str(p) for p in reg.problems]
+    assert len(lines) == 1 and "cell 'lstm' dropped" in lines[0] and "built-in from rnn-harness" in lines[0]
+    assert "(in-process)" in lines[0]
 
 
 def test_disable_and_allow_list(monkeypatch):

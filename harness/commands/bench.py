@@ -1,7 +1,17 @@
 """Time cells alone: forward and forward+backward throughput at given shapes.
 
-Shapes are T x B x I x H, comma-separated. Results go to a new folder (bench.csv)
-and are printed as a table with medians, quartiles and tokens per second.
+Shapes are T x B x I x H, comma-separated. Before a cell is timed at a shape,
+it is checked there: its contract (shapes, finite values, gradients present)
+and, when its spec names a reference cell (numpy-lstm and triton-lstm name
+lstm), the same computation by the reference on the same weights, within a
+tolerance per dtype (docs/measurements.md). A cell that fails is reported
+'incorrect' with the largest error and is not timed. Results go to a new
+folder (bench.csv, with the check's result in the gate columns) and are
+printed as a table with tokens per second.
+
+Exit status: 0 when every available cell passed the check and was timed
+(cells that cannot run on this device or dtype are listed as skipped); 1 when
+a cell was incorrect or failed; 2 for a usage error; 130 on Ctrl-C.
 
 Example:
   python -m harness bench --cells lstm,gru --shapes 100x64x32x128,200x128x64x256
@@ -15,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.bench import BENCH_COLUMNS, DEFAULT_SHAPES, bench_cell, parse_shapes
+from harness.bench import BENCH_COLUMNS, DEFAULT_SHAPES, FAILED_STATUSES, bench_cell, parse_shapes, reference_for
 from harness.commands.options import bounded_int
 from harness.run import DTYPES, apply_threads, resolve_device
 from harness.environment import describe
@@ -56,13 +66,20 @@ def main(args) -> int:
     folder = args.out or Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-bench"
     writer = RunWriter(folder)
     writer.write_json("environment.json", describe())
-    writer.write_json("config.json", {"command": "bench", **{k: str(v) for k, v in vars(args).items() if k != "handler"}})
+    writer.write_json("config.json", {"command": "bench", **{k: str(v) for k, v in vars(args).items() if k != "handler"},
+                                      "cell_sources": {name: registry.provenance(name) for name in names}})
+    references = {}
+    for spec in specs:
+        references[spec.name], why_not = reference_for(spec, {n: r.spec for n, r in registry.cells.items()}, device)
+        if why_not:
+            print(f"warning: {spec.name}: {why_not}; it is checked against the contract only", file=sys.stderr)
     rows = []
     try:
         for shape in shapes:
             for spec in specs:
-                print(f"timing {spec.name} at {shape} ...", file=sys.stderr)
-                rows.extend(bench_cell(spec, shape, device, dtype, args.layers, args.warmup, args.repeats))
+                print(f"checking and timing {spec.name} at {shape} ...", file=sys.stderr)
+                rows.extend(bench_cell(spec, shape, device, dtype, args.layers, args.warmup, args.repeats,
+                                       reference=references[spec.name]))
                 pd.DataFrame(rows, columns=BENCH_COLUMNS).to_csv(writer.folder / "bench.csv", index=False)
     except KeyboardInterrupt:
         print(f"interrupted: the finished timings are in {writer.folder / 'bench.csv'}", file=sys.stderr)
@@ -72,19 +89,31 @@ def main(args) -> int:
         raise HarnessError("nothing was timed")
     print(format_bench(table, reference))
     print(f"\ntable: {writer.folder / 'bench.csv'}")
-    return 0
+    bad = table[table["status"].isin(FAILED_STATUSES)].drop_duplicates(["cell", "T", "B", "I", "H"])
+    for row in bad.itertuples(index=False):
+        print(f"harness bench: {row.cell} at {row.T}x{row.B}x{row.I}x{row.H} {row.status}, not timed: {row.reason}",
+              file=sys.stderr)
+    return 1 if len(bad) else 0
+
+
+def _checked(row) -> str:
+    """The gate column of the printed table: the reference and the largest error, or 'contract'."""
+    return f"{row.gate_reference}:{row.gate_error:.1e}" if row.gate_reference else "contract"
 
 
 def format_bench(table: pd.DataFrame, reference: str) -> str:
-    """One line per (shape, cell), in the order timed: forward and forward+backward tokens/s, and the
-    forward+backward ratio to the ``reference`` cell at the same shape."""
+    """One line per (shape, cell), in the order timed: what the cell was checked against, forward and
+    forward+backward tokens/s, and the forward+backward ratio to the ``reference`` cell at the same shape."""
     ok = table[table["status"] == "ok"]
     keys = ["T", "B", "I", "H", "cell"]
     lines = []
     if len(ok):
+        order = ok[keys].drop_duplicates()
         wide = ok.pivot_table(index=keys, columns="pass", values="tokens_per_s")
-        wide = wide.reindex(pd.MultiIndex.from_frame(ok[keys].drop_duplicates()))  # keep the timing order
+        wide = wide.reindex(pd.MultiIndex.from_frame(order))  # keep the timing order
         wide = wide.rename(columns={"forward": "fwd tok/s", "forward+backward": "fwd+bwd tok/s"}).reset_index()
+        checked = ok.drop_duplicates(keys).fillna({"gate_reference": ""})
+        wide.insert(5, "checked", [_checked(r) for r in checked.itertuples(index=False)])
         ref = wide[wide["cell"] == reference].set_index(["T", "B", "I", "H"])["fwd+bwd tok/s"]
         wide[f"fwd+bwd vs {reference}"] = [v / ref.get((t, b, i, h), float("nan"))
                                            for t, b, i, h, v in wide[["T", "B", "I", "H", "fwd+bwd tok/s"]].itertuples(index=False)]

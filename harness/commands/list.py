@@ -1,8 +1,12 @@
-"""List every registered cell and task, with the plugin (package and version) it comes from.
+"""List every registered cell and task, with the plugin (package, version and, for an editable install,
+the folder) it comes from, then every plugin and what it registered.
 
-Plugins that failed to load are listed after, one line each. Use
-HARNESS_DISABLE_PLUGINS=a,b or HARNESS_PLUGINS=a,b (an allow-list) to choose
-which entry points load.
+Plugin problems (a module that fails to import, a hook that raises or is never
+called, a name taken by an earlier plugin, a --plugins name that selects
+nothing) are printed on stderr, one line each, and do not change the exit
+status. Use HARNESS_DISABLE_PLUGINS=a,b or HARNESS_PLUGINS=a,b (an allow-list),
+or --disable-plugins / --plugins before the command, to choose which entry
+points load. docs/writing-a-cell-plugin.md explains each warning.
 """
 
 from __future__ import annotations
@@ -22,20 +26,23 @@ def add_arguments(parser) -> None:
 def _cell_facts(spec) -> dict:
     return {"devices": list(spec.devices), "dtypes": [str(d).removeprefix("torch.") for d in spec.dtypes],
             "max_layers": spec.max_layers, "state": list(spec.state_names), "exposes_gates": spec.exposes_gates,
-            "whole_sequence": spec.whole_sequence}
+            "whole_sequence": spec.whole_sequence, "reference": spec.reference}
 
 
 def main(args) -> int:
     registry = load_registry()
+    for problem in registry.problems:  # stderr in both forms, so that a script parsing --json still shows them
+        print(f"warning: {problem}", file=sys.stderr)
     if args.json:
         data = {
-            "cells": [{"name": n, "description": r.spec.description, "plugin": r.source.plugin,
-                       "package": r.source.package, "version": r.source.version, **_cell_facts(r.spec)}
+            "cells": [{"name": n, "description": r.spec.description, **r.source.as_dict(), **_cell_facts(r.spec)}
                       for n, r in sorted(registry.cells.items())],
-            "tasks": [{"name": n, "description": r.spec.description, "plugin": r.source.plugin,
-                       "package": r.source.package, "version": r.source.version}
+            "tasks": [{"name": n, "description": r.spec.description, **r.source.as_dict()}
                       for n, r in sorted(registry.tasks.items())],
-            "problems": [{"plugin": p.plugin, "package": p.package, "reason": p.reason} for p in registry.problems],
+            "plugins": [{**s.as_dict(), "builtin": s.own, **registry.registered_by(s.plugin)}
+                        for s in registry.plugins],
+            "problems": [{"plugin": p.plugin, "package": p.package, "reason": p.reason, "line": str(p)}
+                         for p in registry.problems],
         }
         print(json.dumps(data, indent=2))
         return 0
@@ -46,6 +53,9 @@ def main(args) -> int:
         width = max((len(n) for n in entries), default=0)
         for name, reg in sorted(entries.items()):
             print(f"  {name:<{width}}  {reg.spec.description}  [{reg.source}]")
-    for problem in registry.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+    print("plugins:")
+    width = max((len(s.plugin) for s in registry.plugins), default=0)
+    for source in registry.plugins:
+        made = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in registry.registered_by(source.plugin).items())
+        print(f"  {source.plugin:<{width}}  {source}{' (built-in)' if source.own else ''}  -> {made or 'nothing'}")
     return 0

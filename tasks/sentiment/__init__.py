@@ -10,10 +10,12 @@ The head returns the *logit*; the loss is binary cross-entropy computed with
 ``binary_cross_entropy_with_logits`` (the same value as BCE after a sigmoid,
 without its overflow). Accuracy thresholds the logit at 0 (probability 0.5).
 
-Data (``--task-opt source=...``): ``synthetic`` (the default; generated,
-not real reviews), ``rt-polarity`` (Pang & Lee 2005), ``imdb`` (Maas et al.
-2011) or ``csv`` (your own file). Sequences are left-padded or truncated to
-``--seq-len``; the vocabulary comes from the training split only.
+Data (``--task-opt source=...``): ``synthetic`` (generated, not real
+reviews), ``rt-polarity`` (Pang & Lee 2005), ``imdb`` (Maas et al. 2011) or
+``csv`` (your own file). The default, ``auto``, is synthetic without a
+``path`` and otherwise whatever the path holds (:func:`data.infer_source`); a
+path that does not exist always stops the run. Sequences are left-padded or
+truncated to ``--seq-len``; the vocabulary comes from the training split only.
 
 Memoryless baseline: the loss of predicting the training label prior ``p``
 for every review, ``-(p ln p + (1 - p) ln(1 - p))`` (``ln 2`` when balanced).
@@ -38,6 +40,8 @@ from tasks.sentiment.gates import gate_table
 from tasks.sentiment.text import PAD_ID, UNK_ID, Vocabulary, encode, tokenize
 
 SOURCES = ("synthetic", "rt-polarity", "imdb", "csv")
+AUTO = "auto"
+"""The declared default of ``source``: told apart from ``source=synthetic`` given on purpose."""
 SOLVED_AT = {"synthetic": 0.9, "rt-polarity": 0.7, "imdb": 0.85, "csv": 0.8}
 # What embed_dim=0 and vocab_size=0 mean for each source (tuned: docs/sentiment.md).
 EMBED_DIM = {"synthetic": 32, "rt-polarity": 128, "imdb": 128, "csv": 128}
@@ -57,10 +61,10 @@ SEED_REVIEW = ("Amazing movie! Movie was full of new surprises, audience had to 
                "minute to watch it. There was hardly any boring moment.")
 
 OPTIONS = (
-    TaskOption("source", str, "synthetic", "data: synthetic (generated, default), rt-polarity, imdb or csv",
-               choices=SOURCES),
+    TaskOption("source", str, AUTO, "data: auto (default: what path holds, synthetic without a path), synthetic "
+               "(generated), rt-polarity, imdb or csv", choices=(AUTO, *SOURCES)),
     TaskOption("path", str, "", "rt-polarity: folder with rt-polarity.pos/.neg; imdb: folder holding aclImdb/ "
-               "or the .tar.gz archive; csv: the file"),
+               "or the .tar.gz archive; csv: the file. Must exist"),
     TaskOption("download", bool, False, "imdb: download and verify the official archive into $HARNESS_CACHE "
                "(default ~/.cache/rnn-harness) when no local copy is found"),
     TaskOption("embed_dim", int, 0, "embedding size E (0: 32 for synthetic, 128 for real reviews)",
@@ -85,10 +89,27 @@ OPTIONS = (
 )
 
 
+def resolve_source(source: str, path: str) -> tuple[str, str]:
+    """``(source, how it was chosen)``: ``auto`` becomes what ``path`` holds (synthetic without a path). A path
+    that does not exist stops the run whatever the source; synthetic data takes no path."""
+    if path:
+        data.require_path(path)
+    if source == "synthetic" and path:
+        raise HarnessError(f"source=synthetic generates its reviews and reads no path; drop --task-opt path={path} "
+                           f"or name the data with --task-opt {data.CHOICES}")
+    if source != AUTO:
+        return source, "--task-opt source"
+    if not path:
+        return "synthetic", "default (no path given)"
+    return data.infer_source(path), "inferred from what path holds"
+
+
 def resolve_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The checked options (every one filled in by the harness from :data:`OPTIONS`) with ``embed_dim=0`` and
-    ``vocab_size=0`` replaced by the source's sizes (:data:`EMBED_DIM`, :data:`VOCAB_SIZE`)."""
+    """The checked options (every one filled in by the harness from :data:`OPTIONS`) with ``source=auto``
+    resolved (:func:`resolve_source`) and ``embed_dim=0`` and ``vocab_size=0`` replaced by the source's sizes
+    (:data:`EMBED_DIM`, :data:`VOCAB_SIZE`)."""
     resolved = dict(options)
+    resolved["source"], resolved["source_chosen"] = resolve_source(resolved["source"], resolved["path"])
     if resolved["embed_dim"] == 0:
         resolved["embed_dim"] = EMBED_DIM[resolved["source"]]
     if resolved["vocab_size"] == 0:
@@ -239,6 +260,7 @@ class SentimentTask(Task):
     def config(self) -> dict[str, Any]:
         return {
             "source": SOURCE_LABELS[self.source],
+            "source_chosen": self.opts["source_chosen"],
             "path": self.opts["path"],
             "split": {"train": len(self.y["train"]), "val": len(self.y["val"]), "test": len(self.y["test"]),
                       "seed": self.seed, "method": self.split_method},
@@ -267,7 +289,8 @@ class SentimentTask(Task):
 
 
 DESCRIPTION = ("movie-review sentiment, the seeds' SentimentRNN (embedding, cell, dropout, linear, sigmoid); "
-               f"default data is {SYNTHETIC}; real reviews: --task-opt source=rt-polarity|imdb|csv")
+               f"default data is {SYNTHETIC}; real reviews: --task-opt path=FILE_OR_DIR (the source is "
+               "inferred) or source=rt-polarity|imdb|csv")
 
 
 # Run defaults for the real corpora: --preset NAME. Each preset also picks its data source; the

@@ -207,6 +207,43 @@ def find_imdb(path: str, download: bool, cache: Path | None = None) -> Path:
                        f"(84 MB) into {cache} (set HARNESS_CACHE to use another folder)")
 
 
+# ------------------------------------------------------------ which source a path holds
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
+CHOICES = "source=imdb (an aclImdb folder or archive), rt-polarity (rt-polarity.pos/.neg) or csv (a .csv/.tsv file)"
+
+
+def infer_source(path: str) -> str:
+    """``imdb``, ``rt-polarity`` or ``csv``, from what ``path`` holds; one error naming the choices otherwise.
+
+    A folder with the ``aclImdb`` layout (or holding ``aclImdb/``) is IMDB, a file named ``aclImdb*.tar.gz``
+    its archive; a folder with ``rt-polarity.pos`` and ``.neg`` (or ``rt-polaritydata/``) is rt-polarity; a
+    ``.csv``, ``.tsv`` or ``.tab`` file is csv.
+    """
+    given = require_path(path)
+    if given.is_dir():
+        if _imdb_folder(given) is not None:
+            return "imdb"
+        if any(all((folder / name).is_file() for name in POLARITY_FILES)
+               for folder in (given, given / "rt-polaritydata")):
+            return "rt-polarity"
+    else:
+        name = given.name.lower()
+        if name.startswith("aclimdb") and name.endswith((".tar.gz", ".tgz")):
+            return "imdb"
+        if given.suffix.lower() in TABLE_SUFFIXES:
+            return "csv"
+    raise HarnessError(f"--task-opt path={path}: cannot tell which data it holds; name it with --task-opt {CHOICES}")
+
+
+def require_path(path: str) -> Path:
+    """``path`` as a :class:`Path` that exists; a given path that does not exist always stops the run."""
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise HarnessError(f"--task-opt path={path}: no such file or folder")
+    return given
+
+
 # ------------------------------------------------------------------- CSV / TSV
 
 POSITIVE_LABELS = {"1", "pos", "positive"}
