@@ -252,11 +252,13 @@ def _quiet(_: str) -> None:
 
 def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, results_root: Path = Path("results"),
             progress: bool = True, say: Callable[[str], None] = _quiet, warn: Callable[[str], None] = _quiet,
-            plots: bool = True) -> RunResult:
+            plots: bool = True, live_failures: bool = True) -> RunResult:
     """Train ``cfg.cells`` on ``cfg.task`` and write the run folder.
 
     :param out: the folder to create (default ``results_root/<time>-<task>``); a folder holding a run is refused.
-    :param say: receives progress lines (the folder, skipped cells); ``warn`` receives failures.
+    :param say: receives progress lines (the folder); ``warn`` receives problems: a cell that failed, diverged or
+        was skipped as it happens (unless ``live_failures`` is off, for a caller that reports them itself from
+        the returned rows), and figures that could not be made.
     :raises RunInterrupted: on Ctrl-C, after the finished tables are written.
     """
     task_spec = registry.task(cfg.task)
@@ -273,8 +275,8 @@ def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, resu
     from harness.environment import describe
     writer.write_json("environment.json", describe())
     say(f"run folder: {writer.folder}")
-    runner = Runner(cfg, task_spec, specs, writer, progress=progress, say=say, warn=warn, task=task,
-                    provenance=provenance)
+    runner = Runner(cfg, task_spec, specs, writer, progress=progress, say=say,
+                    warn=warn if live_failures else _quiet, task=task, provenance=provenance)
     result = RunResult(writer.folder, cfg, task)
     try:
         result.rows = runner.run()

@@ -31,6 +31,7 @@ def test_run_exit_status_follows_the_cells_status(cell, code, status, stderr_lin
     assert pd.read_csv(tmp_path / "r" / "summary.csv")["status"].tolist() == [status]
     if stderr_line:
         assert stderr_line in err.splitlines() and stderr_line not in out
+        assert sum(cell in line for line in err.splitlines()) == 1          # one clear line, not two
     assert "Traceback" not in out + err
 
 

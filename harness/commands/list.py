@@ -16,7 +16,7 @@ import sys
 
 from harness.registry import load_registry
 
-HELP = "list the installed cells, tasks and plugins"
+HELP = "list the installed cells, tasks, sweep executors and plugins"
 
 
 def add_arguments(parser) -> None:
@@ -39,6 +39,9 @@ def main(args) -> int:
                       for n, r in sorted(registry.cells.items())],
             "tasks": [{"name": n, "description": r.spec.description, **r.source.as_dict()}
                       for n, r in sorted(registry.tasks.items())],
+            "executors": [{"name": n, "description": r.spec.description, **r.source.as_dict(),
+                           "available": r.spec.unavailable_reason() is None}
+                          for n, r in sorted(registry.executors.items())],
             "plugins": [{**s.as_dict(), "builtin": s.own, **registry.registered_by(s.plugin)}
                         for s in registry.plugins],
             "problems": [{"plugin": p.plugin, "package": p.package, "reason": p.reason, "line": str(p)}
@@ -46,13 +49,15 @@ def main(args) -> int:
         }
         print(json.dumps(data, indent=2))
         return 0
-    for title, entries in (("cells", registry.cells), ("tasks", registry.tasks)):
+    for title, entries in (("cells", registry.cells), ("tasks", registry.tasks), ("executors", registry.executors)):
         print(f"{title}:")
         if not entries:
             print("  (none)")
         width = max((len(n) for n in entries), default=0)
         for name, reg in sorted(entries.items()):
-            print(f"  {name:<{width}}  {reg.spec.description}  [{reg.source}]")
+            missing = reg.spec.unavailable_reason() if title == "executors" else None
+            note = f" (not installed: {reg.spec.install})" if missing else ""
+            print(f"  {name:<{width}}  {reg.spec.description}{note}  [{reg.source}]")
     print("plugins:")
     width = max((len(s.plugin) for s in registry.plugins), default=0)
     for source in registry.plugins:

@@ -58,10 +58,6 @@ def parse_steps(text: str) -> list[int]:
     return steps
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
 def main(args) -> int:
     registry = load_registry()
     for problem in registry.problems:
@@ -71,8 +67,11 @@ def main(args) -> int:
     cfg = resolve_config(task_spec, cells, preset=args.preset, settings=given_settings(args),
                          task_options=parse_pairs(args.task_opt), grad_at=parse_steps(args.grad_at))
     try:
-        result = execute(cfg, registry, out=args.out, progress=not args.no_progress, say=print, warn=_stderr,
-                         plots=not args.no_plots)
+        # Failed and skipped cells are reported once, on stderr, after the summary (below), and a diverged one in
+        # its verdict, so the runner's live failure lines are left out.
+        result = execute(cfg, registry, out=args.out, progress=not args.no_progress, say=print,
+                         warn=lambda line: print(f"warning: {line}", file=sys.stderr), plots=not args.no_plots,
+                         live_failures=False)
     except RunInterrupted as stop:
         print(f"\ninterrupted: the finished tables are kept in {stop.folder}", file=sys.stderr)
         return 130
