@@ -17,6 +17,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 
 import pandas as pd
 import pytest
@@ -258,6 +259,40 @@ def test_above_max_hidden_falls_back_to_torch(monkeypatch, no_switch):
     with pytest.warns(RuntimeWarning, match="falls back"):
         monkeypatch.setattr(runtime, "_warned", set())
         _compare(ref, cell, 4, 2, torch.float64, atol=1e-12)
+
+
+class _RefuseBackward(torch.autograd.Function):
+    """Identity whose backward fails as cuDNN's does after an RNN call made with ``train=False``."""
+
+    @staticmethod
+    def forward(ctx, value):
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("cudnn RNN backward can only be called in training mode")
+
+
+def test_fallback_trains_through_cudnn(monkeypatch, no_switch):
+    """The fallback must call torch.lstm with train=True when a gradient is wanted: cuDNN (the fallback on a GPU)
+    refuses backward otherwise. torch.lstm is replaced by one that refuses the same way, so this runs on the CPU."""
+    monkeypatch.setattr(function, "MAX_HIDDEN", 8)
+    real, trains = torch.lstm, []
+
+    def cudnn_like(*args):
+        trains.append(args[6])  # torch.lstm(input, hx, params, has_biases, num_layers, dropout, train, ...)
+        values = real(*args)
+        return values if args[6] else tuple(_RefuseBackward.apply(v) for v in values)
+
+    monkeypatch.setattr(torch, "lstm", cudnn_like)
+    ref, cell = _pair(3, 12, 1, torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the one-time "falls back" warning
+        _compare(ref, cell, 4, 2, torch.float64, atol=1e-12)
+        assert trains == [True]
+        with torch.no_grad():  # inference keeps cuDNN's cheaper inference mode
+            cell(torch.randn(4, 2, 3, dtype=torch.float64))
+    assert trains == [True, False]
 
 
 def test_trains_through_the_runner_like_nn_lstm(interpreter, tmp_path):

@@ -205,14 +205,17 @@ def lstm_layer(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b_
                tiles: Tiles | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """One layer: ``x (T, B, I)``, ``h0, c0 (B, H)`` -> ``out (T, B, H)``, ``h_T``, ``c_T`` (each ``(B, H)``)."""
     H = w_hh.shape[1]
+    tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     if not fused_supported(H):
         runtime.warn_once(f"fallback-{H}", f"triton-lstm: H={H} is above {MAX_HIDDEN}; this layer falls back to "
                                            "torch.lstm (cuDNN on a GPU)")
-        out, h, c = torch.lstm(x, (h0[None], c0[None]), [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, False, False, False)
+        # train=True whenever a gradient is wanted: cuDNN refuses backward through an inference-mode call
+        out, h, c = torch.lstm(x, (h0[None], c0[None]), [w_ih, w_hh, b_ih, b_hh], True, 1, 0.0, needs_grad,
+                               False, False)
         return out, h[0], c[0]
     runtime.check_device(x.device)
-    tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    if needs_grad:
         return LSTMSequence.apply(*tensors, tiles)
     hs, cs, _ = forward_sequence(*tensors, store_gates=False, tiles=tiles)
     return hs[1:], hs[-1], cs[-1].to(x.dtype)
