@@ -449,6 +449,15 @@ def test_kernels_compile_for_sm90(sm90, hidden, dtype):
             f"{name}: docs/triton-lstm.md is out of date; regenerate with python -m cells.triton_lstm.aot")
 
 
+def test_sm90_compile_is_skipped_with_a_reason_without_the_nvidia_backend(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "triton.backends.nvidia" else find_spec(name, *rest))
+    reason = aot.unavailable_reason()
+    assert reason == "this Triton build has no NVIDIA backend (triton.backends.nvidia)"
+    assert aot.main() == 2
+
+
 @pytest.mark.parametrize("hidden,dtype", [(20, torch.bfloat16), (256, torch.float32)])
 def test_kernels_compile_for_sm90_with_unit_sizes(sm90, hidden, dtype):
     """A real launch makes B = 1 and T = 1 compile-time constants: those kernels compile too, without spills."""

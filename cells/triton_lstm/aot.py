@@ -72,12 +72,15 @@ def unavailable_reason() -> str | None:
         return runtime.NO_TRITON_REASON
     if importlib.util.find_spec("triton.backends.nvidia") is None:
         return "this Triton build has no NVIDIA backend (triton.backends.nvidia)"
-    from triton.backends.nvidia.compiler import get_ptxas
-    from triton import knobs
+    try:
+        from triton import knobs
+        from triton.backends.nvidia.compiler import get_ptxas
 
-    for tool in (get_ptxas(CAPABILITY), knobs.nvidia.cuobjdump):
-        if tool is None or not os.access(tool.path, os.X_OK):
-            return "this Triton build ships no usable ptxas/cuobjdump for sm_90"
+        tools = (get_ptxas(CAPABILITY), knobs.nvidia.cuobjdump)
+    except Exception as error:  # a Triton without these knobs, or a tool that does not run
+        return f"this Triton build cannot locate ptxas/cuobjdump ({type(error).__name__}: {error})"
+    if any(tool is None or not os.access(tool.path, os.X_OK) for tool in tools):
+        return "this Triton build ships no usable ptxas/cuobjdump for sm_90"
     return None
 
 

@@ -30,7 +30,7 @@ and the *whole* hidden dimension, which it walks in ``N_TILES`` tiles of
 are compile-time constants, but the loops are not unrolled with
 ``tl.static_range``: unrolled, the per-tile addresses and masks are hoisted out
 of the time loop and stay live across it, and the streamed kernels spill on
-sm_90 (636 bytes in the bf16 forward at H = 512) and compile about 7x slower.
+sm_90 (636 bytes in the bf16 forward at H = 512) and compile 3-11x slower.
 With one tile the loops have one iteration and vanish. No program ever reads
 another program's rows, so no cross-program synchronisation is needed.
 
