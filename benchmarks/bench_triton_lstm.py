@@ -11,9 +11,10 @@ Each pass is warmed up, then timed ``--repeats`` times with CUDA events
 ``torch.no_grad()``; forward+backward differentiates ``out.sum()`` with respect
 to the input and every parameter (as ``harness bench`` does).
 
-float32 is compared exact against exact: TF32 is switched off for cuDNN and
-cuBLAS (torch enables it for cuDNN by default); ``--tf32`` allows it on both
-sides. Shapes with H above the kernels' limit (512) run triton-lstm's fallback,
+float32 is compared with TF32 off on both sides: for cuDNN and cuBLAS (torch
+enables it for cuDNN by default) and for triton-lstm, whose fp32 products then
+run on tensor cores as tf32x3 (close to fp32; see docs/triton-lstm.md);
+``--tf32`` allows TF32 on both sides. Shapes with H above the kernels' limit (512) run triton-lstm's fallback,
 ``torch.lstm``, and are marked ``fallback``. Targets (H200): forward >= 1.0x
 cuDNN for H <= 128 and B <= 64; forward+backward >= 0.5x across the grid.
 
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from cells.triton_lstm import TritonLSTM  # noqa: E402
+from cells.triton_lstm import TritonLSTM, function  # noqa: E402
 from harness.throughput import time_call  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}-bench-triton-lstm.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
+    fp32_products = function._precision(torch.float32, interpret=device.type == "cpu")
     try:
         for dtype in (DTYPES[d] for d in args.dtypes.split(",")):
             for H in args.hidden:
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows, columns=COLUMNS)
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (interpreter)"
     print(f"\n{device_name}, torch {torch.__version__}, T={args.seq_len}, I=H, 1 layer, "
-          f"TF32 {'on' if args.tf32 else 'off'}; medians of {args.repeats}\n")
+          f"TF32 {'on' if args.tf32 else 'off'} (triton-lstm's fp32 products: {fp32_products}); "
+          f"medians of {args.repeats}\n")
     print(markdown(table))
     print()
     for line in targets(table):
