@@ -1,4 +1,4 @@
-"""In-process test plugins: cells that misbehave on purpose, and a well-behaved outsider."""
+"""In-process test plugins: cells that misbehave on purpose, a well-behaved outsider, and an in-process executor."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from torch import nn
 
 from cells._lstm_parameters import LSTMParameters
 from harness import CellSpec, RecurrentCell, hookimpl
+from harness.executors.base import ExecutorSpec
 
 
 class HandRNN(RecurrentCell):
@@ -129,3 +130,28 @@ class LSTMReferencePlugin:
                           state_names=("h", "c"), reference="lstm"))
         register(CellSpec(name="swapped-lstm", description="input and forget gates swapped", factory=SwappedGatesLSTM,
                           state_names=("h", "c"), reference="lstm"))
+
+
+def _run_unit(unit):
+    from harness.sweep.unit import run_unit
+    return run_unit(unit)
+
+
+class CountingExecutor:
+    """Runs every unit in this process, in order, and counts them (an executor plugin, as a user would write)."""
+
+    ran: list[str] = []
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def run(self, units, done):
+        for unit in units:
+            CountingExecutor.ran.append(unit.label)
+            done(_run_unit(unit))
+
+
+class CountingPlugin:
+    @hookimpl
+    def register_executors(self, register):
+        register(ExecutorSpec(name="counting", description="in-process, counts units", factory=CountingExecutor))

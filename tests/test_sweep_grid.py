@@ -7,35 +7,12 @@ import json
 import pandas as pd
 import pytest
 
-from harness import hookimpl
 from harness.errors import HarnessError
-from harness.executors.base import ExecutorSpec
 from harness.sweep.grid import SweepSpec, expand, parse_seeds, unit_id
-from harness.sweep.unit import run_unit
-from fake_cells import MisbehavingPlugin
+from fake_cells import CountingExecutor, CountingPlugin, MisbehavingPlugin
 
 TINY = ["--steps", "4", "--hidden-size", "6", "--batch-size", "4", "--task-opt", "eval_size=8", "--no-progress",
         "--no-plots"]
-
-
-class CountingExecutor:
-    """Runs every unit in this process, in order, and counts them (an executor plugin, as a user would write)."""
-
-    ran: list[str] = []
-
-    def __init__(self, settings):
-        self.settings = settings
-
-    def run(self, units, done):
-        for unit in units:
-            CountingExecutor.ran.append(unit.label)
-            done(run_unit(unit))
-
-
-class CountingPlugin:
-    @hookimpl
-    def register_executors(self, register):
-        register(ExecutorSpec(name="counting", description="in-process, counts units", factory=CountingExecutor))
 
 
 @pytest.fixture

@@ -8,6 +8,12 @@ Two uses, told apart by the thresholds:
       data and budget): tokens_per_s_vs_lstm = 2 means twice lstm's
       throughput. Saves compare.csv (full precision) and compare.md.
 
+  harness compare SWEEP [SWEEP ...]
+      One table, one row per (cell, setting) of each sweep: seeds, the mean
+      and 95% interval of test loss / baseline, accuracy, solve rate, gradient
+      decay and tokens/s, and the paired difference with the sweep's own
+      reference cell.
+
   harness compare BASE NEW --fail-slower 10% [--fail-worse 0.05]
       Regression mode, switched on by either threshold. BASE and NEW are two
       folders of one kind: run, sweep or bench folders. NEW regresses where it
@@ -64,7 +70,8 @@ def _absolute(text: str) -> float:
 
 def add_arguments(p) -> None:
     p.add_argument("runs", nargs="+", type=Path, metavar="FOLDER",
-                   help="run folders (table mode), or BASE then NEW: two run, sweep or bench folders (regression mode)")
+                   help="run folders or sweep folders (table mode), or BASE then NEW: two run, sweep or bench folders "
+                        "(regression mode)")
     p.add_argument("--reference", help="table mode: the cell the ratio columns divide by (default lstm)")
     p.add_argument("--fail-slower", type=_fraction, metavar="PCT",
                    help="regression mode: fail where NEW's tokens/s is lower than BASE's by more than this "
@@ -114,12 +121,19 @@ def regression_mode(args, thresholds: Thresholds) -> int:
 
 
 def table_mode(args) -> int:
+    from harness.sweep.folder import is_sweep
+
+    sweeps = [is_sweep(folder) for folder in args.runs]
+    if any(sweeps):
+        if not all(sweeps):
+            raise HarnessError("the table compares runs with runs, or sweeps with sweeps; give folders of one kind")
+        return sweep_table_mode(args)
     reference = args.reference or "lstm"
     runs = []
     for folder in args.runs:
-        if (folder / "sweep.json").is_file() or (folder / "bench.csv").is_file():
-            raise HarnessError(f"{folder} is a {'sweep' if (folder / 'sweep.json').is_file() else 'bench'} folder; "
-                               "compare two of them as BASE NEW with --fail-slower and/or --fail-worse")
+        if (folder / "bench.csv").is_file():
+            raise HarnessError(f"{folder} is a bench folder; compare two of them as BASE NEW with --fail-slower "
+                               "and/or --fail-worse")
         runs.append(read_run(folder))
     table = compare_runs(runs, reference)
     if table.empty:
@@ -135,5 +149,25 @@ def table_mode(args) -> int:
         f"# Comparison of {len(runs)} run(s)\n\nRatios are against `{reference}` in the same run.\n\n"
         + markdown_table(table, formats) + "\n")
     print(display_table(table))
+    print(f"\ntables: {out / 'compare.csv'}, {out / 'compare.md'}")
+    return 0
+
+
+def sweep_table_mode(args) -> int:
+    """One table across sweep folders: each (cell, setting) with its means, intervals and the paired comparison
+    with each sweep's own reference cell (which ``--reference`` cannot change: it is computed seed by seed)."""
+    from harness.compare import SWEEP_FORMATS, compare_sweeps
+
+    if args.reference:
+        raise HarnessError("--reference does not apply to sweeps: each pairs its cells with the reference it was run "
+                           "with (sweep --reference)")
+    table = compare_sweeps(args.runs)
+    out = _out_folder(args.out)
+    table.to_csv(out / "compare.csv", index=False)
+    (out / "compare.md").write_text(f"# Comparison of {len(args.runs)} sweep(s)\n\nMeans over seeds with 95% "
+                                    "intervals; vs_reference is the paired difference in loss ratio (below 0: "
+                                    "better than the sweep's reference cell).\n\n"
+                                    + markdown_table(table, SWEEP_FORMATS) + "\n")
+    print(display_table(table, SWEEP_FORMATS))
     print(f"\ntables: {out / 'compare.csv'}, {out / 'compare.md'}")
     return 0
