@@ -18,7 +18,7 @@ import sys
 
 from harness.errors import HarnessError
 
-COMMANDS = ("list", "run", "sweep", "bench", "plot", "compare")
+COMMANDS = ("list", "run", "sweep", "bench", "plot", "compare", "reproductions")
 
 
 class OneLineParser(argparse.ArgumentParser):

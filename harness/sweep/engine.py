@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -126,13 +127,22 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
         bar.update(1)
         folder.write_tables(summary=False)
 
+    start = time.time()
     try:
         executor.factory(settings).run(todo, done)
     except KeyboardInterrupt:
         bar.close()
-        folder.write_tables()
+        _finish(folder, start, interrupted=True)
         raise SweepInterrupted(outcome) from None
     bar.close()
-    folder.write_tables()
+    _finish(folder, start)
     return outcome
+
+
+def _finish(folder: SweepFolder, start: float, interrupted: bool = False) -> None:
+    """Record how long this invocation ran (``sweep.json``) and write the tables."""
+    folder.meta["invocations"][-1].update(finished=time.strftime("%F %T"), elapsed_s=round(time.time() - start, 1),
+                                          interrupted=interrupted)
+    folder.save_meta()
+    folder.write_tables()
 

@@ -24,6 +24,14 @@
     name = "local"
     jobs = 2
 
+    [study]                        # for studies: what docs/reproductions.md says (ignored by the sweep)
+    title = "..."
+    [[claims]]
+    cell = "lstm"
+    seq_len = 100
+    claim = "below_baseline"       # below_baseline, at_baseline or solves
+    paper = "what the paper says, and where"
+
 A file and the command line fill the same :class:`SweepRequest`; an option
 given on the command line replaces the file's value for that key.
 """
@@ -57,7 +65,19 @@ EXECUTOR_KEYS = {
     "submitit_cluster": "submitit's cluster: slurm or local (default: Slurm where there is one)",
 }
 TOP_KEYS = {"task", "cells", "preset", "seeds", "reference", "out", "grad_at", "settings", "task_options",
-            "cell_settings", "horizon", "executor"}
+            "cell_settings", "horizon", "executor", "study", "claims"}
+STUDY_KEYS = {
+    "title": "the study's name in docs/reproductions.md",
+    "source": "the paper (and table or figure) it reproduces",
+    "reduced": "empty when the file runs the published budget; else what was cut, and why",
+    "full_command": "the one command that runs the full setting (on a GPU or a cluster), with its expected time",
+}
+CLAIM_KINDS = {
+    "below_baseline": "the cell's test loss gets below the memoryless baseline",
+    "at_baseline": "the cell stays at the memoryless baseline (learns nothing that needs memory)",
+    "solves": "the cell solves the task (its documented criterion)",
+}
+CLAIM_KEYS = {"cell", "claim", "paper", "value", "seq_len", "where"}
 
 
 @dataclass
@@ -76,6 +96,10 @@ class SweepRequest:
     cell_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     horizon: dict[str, float] = field(default_factory=dict)
     executor: dict[str, Any] = field(default_factory=dict)
+    study: dict[str, str] = field(default_factory=dict)
+    """A study's description (:data:`STUDY_KEYS`); the sweep ignores it, ``harness reproductions`` reads it."""
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    """A study's published claims (:data:`CLAIM_KEYS`), each checked against the sweep's results."""
 
     def merged(self, override: "SweepRequest") -> "SweepRequest":
         """This request with every key ``override`` sets replaced (tables key by key)."""
@@ -111,6 +135,10 @@ class SweepRequest:
                         lines += ["", f"[{table}.{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
         for cell, values in self.cell_settings.items():
             lines += ["", f"[cell_settings.{_toml_key(cell)}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        if self.study:
+            lines += ["", "[study]"] + [f"{k} = {_toml_value(v)}" for k, v in self.study.items()]
+        for claim in self.claims:
+            lines += ["", "[[claims]]"] + [f"{k} = {_toml_value(v)}" for k, v in claim.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -125,6 +153,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     if value is None:
         return '"none"'
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
@@ -200,6 +230,32 @@ def load(path: Path | str) -> SweepRequest:
         if name not in EXECUTOR_KEYS:
             raise bad(f"executor.{name}", f"unknown key; valid: {', '.join(EXECUTOR_KEYS)}")
         request.executor[name] = value
+    for name, value in data.get("study", {}).items():
+        if name not in STUDY_KEYS:
+            raise bad(f"study.{name}", f"unknown key; valid: {', '.join(STUDY_KEYS)}")
+        if not isinstance(value, str):
+            raise bad(f"study.{name}", "must be a string")
+        request.study[name] = value
+    claims = data.get("claims", [])
+    if not isinstance(claims, list):
+        raise bad("claims", "must be an array of tables: [[claims]]")
+    for i, claim in enumerate(claims):
+        where = f"claims[{i}]"
+        unknown = sorted(set(claim) - CLAIM_KEYS)
+        if unknown:
+            raise bad(f"{where}.{unknown[0]}", f"unknown key; valid: {', '.join(sorted(CLAIM_KEYS))}")
+        for key in ("cell", "claim", "paper"):
+            if not isinstance(claim.get(key), str):
+                raise bad(f"{where}.{key}", "is required, as a string")
+        if claim["claim"] not in CLAIM_KINDS:
+            raise bad(f"{where}.claim", f"choose one of {', '.join(CLAIM_KINDS)}")
+        if "value" in claim and not isinstance(claim["value"], (int, float)):
+            raise bad(f"{where}.value", "must be a number (the paper's, in the task's loss units)")
+        if "seq_len" in claim and not isinstance(claim["seq_len"], int):
+            raise bad(f"{where}.seq_len", "must be a whole number (one of the swept T)")
+        if "where" in claim and not isinstance(claim["where"], dict):
+            raise bad(f"{where}.where", "must be a table of other swept settings, e.g. where = { hidden_size = 40 }")
+        request.claims.append(dict(claim))
     return request
 
 

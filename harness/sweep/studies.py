@@ -1,0 +1,242 @@
+"""``docs/reproductions.md``, built from the studies' sweep folders rather than typed by hand.
+
+A study is a sweep file (``studies/*.toml``) with a ``[study]`` table (title,
+source, reduction) and ``[[claims]]``: what the paper says about one cell at
+one sequence length. For each claim the builder reads the sweep's
+``sweep_summary.csv`` and states a verdict by a fixed rule (:data:`RULES`),
+so a study that does not reproduce is reported as such, with the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.report import markdown_table
+from harness.sweep.files import CLAIM_KINDS, SweepRequest, load
+from harness.sweep.folder import is_sweep, read_sweep
+
+RULES = {
+    "below_baseline": "reproduced when the whole 95% interval of test loss / baseline lies below 1; partly when "
+                      "the mean does but the interval reaches 1; not reproduced when the mean is 1 or more",
+    "at_baseline": "reproduced when the whole 95% interval of test loss / baseline lies at or above 0.9 (no gain "
+                   "of 10% that holds over seeds); partly when the mean does but the interval dips below; not "
+                   "reproduced when the mean is below 0.9 (the cell does beat the baseline)",
+    "solves": "reproduced when the lower Wilson bound of the solve rate is at least 0.5; partly when some seeds "
+              "solved; not reproduced when none did",
+}
+
+REPRODUCED, PARTLY, NOT, NOT_RUN = "reproduced", "partly reproduced", "not reproduced", "not run yet"
+
+
+@dataclass
+class Study:
+    """One study file and, once it has run, its sweep folder's tables."""
+
+    file: Path
+    request: SweepRequest
+    sweep: dict[str, Any] | None
+
+    @property
+    def name(self) -> str:
+        return self.file.stem
+
+    @property
+    def title(self) -> str:
+        return self.request.study.get("title", self.name)
+
+
+def read_study(file: Path | str, root: Path | str = ".") -> Study:
+    """The study file and its sweep (at ``out``, relative to ``root``), if that has run."""
+    file = Path(file)
+    request = load(file)
+    out = Path(root) / (request.out or f"results/studies/{file.stem}")
+    return Study(file, request, read_sweep(out) if is_sweep(out) and (out / "units.csv").exists() else None)
+
+
+def _ci(mean: float, lo: float, hi: float, fmt: str = ".3g") -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if lo is None or math.isnan(lo):
+        return f"{mean:{fmt}}"
+    return f"{mean:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def judge(kind: str, row: pd.Series) -> tuple[str, str]:
+    """The verdict for one claim on one summary row, and why, in numbers (:data:`RULES`)."""
+    mean, lo, hi = row["loss_ratio_mean"], row["loss_ratio_lo"], row["loss_ratio_hi"]
+    seeds = int(row["n_seeds"])
+    if seeds == 0:
+        return NOT_RUN, "no seed finished"
+    interval = f"test loss / baseline {_ci(mean, lo, hi)} over {seeds} seed{'s' if seeds != 1 else ''}"
+    one = math.isnan(lo)
+    if kind == "below_baseline":
+        if not one and hi < 1:
+            return REPRODUCED, f"{interval}: the whole interval is below 1"
+        if mean < 1:
+            return PARTLY, f"{interval}: the mean is below 1 but " + ("one seed has no interval" if one else
+                                                                         "the interval reaches 1")
+        return NOT, f"{interval}: at or above the baseline"
+    if kind == "at_baseline":
+        if not one and lo >= 0.9:
+            return REPRODUCED, f"{interval}: no gain of 10% over the baseline on any resample of the seeds"
+        if mean >= 0.9:
+            return PARTLY, f"{interval}: the mean is at the baseline but " + ("one seed has no interval" if one else
+                                                                              "the interval dips below 0.9")
+        return NOT, f"{interval}: the cell beats the baseline"
+    solved, decided = int(row["solved"]), int(row["n_seeds"] + row["n_diverged"])
+    text = f"{solved}/{decided} seeds solved (Wilson 95% interval {_ci(row['solve_rate'], row['solve_lo'], row['solve_hi'], '.2f')})"
+    if row["solve_lo"] >= 0.5:
+        return REPRODUCED, text
+    if solved > 0:
+        return PARTLY, text + ": some seeds, not most for sure"
+    return NOT, text
+
+
+def _matching(summary: pd.DataFrame, claim: dict[str, Any]) -> pd.DataFrame:
+    rows = summary[summary["cell"].astype(str) == claim["cell"]]
+    if "seq_len" in claim:
+        rows = rows[rows["seq_len"] == claim["seq_len"]]
+    for key, value in (claim.get("where") or {}).items():
+        if key in rows.columns:
+            rows = rows[rows[key] == value]
+    return rows
+
+
+def claims_table(study: Study) -> pd.DataFrame:
+    """One row per claim: the paper's words and number, the harness's numbers with intervals, the verdict."""
+    rows = []
+    summary = study.sweep["sweep_summary"] if study.sweep else None
+    units = study.sweep["units"] if study.sweep else None
+    for claim in study.request.claims:
+        row = {"cell": claim["cell"], "T": claim.get("seq_len", "-"), "paper": claim["paper"],
+               "paper value": claim.get("value", math.nan)}
+        found = _matching(summary, claim) if summary is not None else pd.DataFrame()
+        if found.empty:
+            row.update({"seeds": 0, "harness test loss": "-", "test / baseline": "-", "solved": "-",
+                        "verdict": NOT_RUN, "why": "the sweep has not run this point"})
+        else:
+            s = found.iloc[0]
+            baseline = _baseline(units, claim)
+            row.update({"seeds": int(s["n_seeds"]),
+                        "harness test loss": _ci(s["loss_ratio_mean"] * baseline, s["loss_ratio_lo"] * baseline,
+                                                 s["loss_ratio_hi"] * baseline),
+                        "test / baseline": _ci(s["loss_ratio_mean"], s["loss_ratio_lo"], s["loss_ratio_hi"]),
+                        "solved": f"{int(s['solved'])}/{int(s['n_seeds'] + s['n_diverged'])}"})
+            row["verdict"], row["why"] = judge(claim["claim"], s)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _baseline(units: pd.DataFrame, claim: dict[str, Any]) -> float:
+    rows = units[units["cell"].astype(str) == claim["cell"]]
+    if "seq_len" in claim:
+        rows = rows[rows["seq_len"] == claim["seq_len"]]
+    values = pd.to_numeric(rows["baseline"], errors="coerce").dropna()
+    return float(values.iloc[0]) if len(values) else math.nan
+
+
+def gradient_table(study: Study) -> pd.DataFrame:
+    """Decay per step of ||dL/dh_t|| at initialisation and after training, per cell and T, with intervals."""
+    summary = study.sweep["sweep_summary"]
+    keys = [k for k in study.sweep["point_keys"] if k != "seq_len"]
+    rows = []
+    for r in summary.itertuples():
+        rows.append({"cell": r.cell, **{k: getattr(r, k) for k in keys}, "T": r.seq_len, "seeds": r.n_seeds,
+                     "decay/step at init": _ci(r.grad_decay_init_mean, r.grad_decay_init_lo, r.grad_decay_init_hi, ".4f"),
+                     "decay/step after training": _ci(r.grad_decay_final_mean, r.grad_decay_final_lo,
+                                                      r.grad_decay_final_hi, ".4f")})
+    return pd.DataFrame(rows)
+
+
+def run_facts(study: Study) -> list[str]:
+    """The command, wall time, machine and date of the sweep that produced the tables."""
+    command = f"python -m harness sweep --config {study.file.as_posix()}"
+    facts = [f"command: `{command}`"]
+    if study.sweep is None:
+        return facts
+    meta = study.sweep["meta"]
+    runs = meta.get("invocations", [])
+    elapsed = sum(float(r.get("elapsed_s") or 0) for r in runs)
+    last = runs[-1] if runs else {}
+    facts.append(f"wall time {elapsed / 60:.1f} min over {len(runs)} invocation(s) ({last.get('executor', '?')} "
+                 f"executor, {last.get('jobs', '?')} at a time, {last.get('threads_per_unit', '?')} thread(s) each); "
+                 f"finished {last.get('finished', last.get('started', '?'))}")
+    env = _environment(study)
+    if env:
+        facts.append(f"machine: {env.get('cpu', '?')}, {env.get('cpu_count', '?')} CPUs; torch {env.get('torch', '?')},"
+                     f" Python {env.get('python', '?')}")
+    units = study.sweep["units"]
+    facts.append(f"units: {len(units)} ({', '.join(f'{n} {s}' for s, n in units['status'].value_counts().items())})")
+    return facts
+
+
+def _environment(study: Study) -> dict[str, Any]:
+    import json
+
+    for path in sorted((Path(study.sweep["folder"]) / "units").glob("*/environment.json"))[:1]:
+        return json.loads(path.read_text())
+    return {}
+
+
+def copy_figures(study: Study, figures: Path, page: Path) -> list[tuple[str, str]]:
+    """Copy the sweep's figures next to the page; -> (title, relative path) per figure."""
+    from harness.sweep.plots import FIGURE_TEXT, render
+
+    if study.sweep is None:
+        return []
+    folder = Path(study.sweep["folder"])
+    if not (folder / "figures").exists():
+        render(folder)
+    target = figures / study.name
+    target.mkdir(parents=True, exist_ok=True)
+    shown = []
+    for name, (title, _) in FIGURE_TEXT.items():
+        source = folder / "figures" / f"{name}.png"
+        if source.exists():
+            shutil.copyfile(source, target / source.name)
+            shown.append((title, Path(os.path.relpath(target / source.name, page.parent)).as_posix()))
+    return shown
+
+
+def study_markdown(study: Study, figures: Path, page: Path) -> str:
+    lines = [f"## {study.title}", ""]
+    if study.request.study.get("source"):
+        lines.append(f"Source: {study.request.study['source']}. Study file: `{study.file.as_posix()}`.")
+    reduced = study.request.study.get("reduced")
+    lines += ["", f"**Budget: {'REDUCED: ' + reduced if reduced else 'the published one.'}**"]
+    if study.request.study.get("full_command"):
+        lines += ["", f"Full setting: {study.request.study['full_command']}"]
+    lines += [""] + [f"- {fact}" for fact in run_facts(study)]
+    lines += ["", markdown_table(claims_table(study), default=".3g"), ""]
+    if study.sweep is not None:
+        lines += ["Memory horizon (docs/sweeps.md):", ""] + [f"- {s}" for s in study.sweep["horizon"]["sentence"]]
+        lines += ["", "Gradient flow: the average factor by which ||dL/dh_t|| shrinks (< 1) or grows (> 1) per step back "
+                  "in time, mean [95% interval] over seeds:", "", markdown_table(gradient_table(study)), ""]
+        for title, path in copy_figures(study, figures, page):
+            lines += [f"![{title}]({path})", ""]
+    return "\n".join(lines)
+
+
+def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) -> str:
+    """The whole page; also copies each study's figures under ``figures``."""
+    studies = [read_study(f, root) for f in files]
+    verdicts = [(s.title, c["cell"], c.get("seq_len", "-"), v) for s in studies
+                for c, v in zip(s.request.claims, claims_table(s)["verdict"] if s.request.claims else [])]
+    lines = ["# Reproductions", "",
+             "Built by `python -m harness reproductions` from the sweep folders of the study files in `studies/`; "
+             "do not edit by hand. Each claim of a paper is checked by a fixed rule:", ""]
+    lines += [f"- **{kind}** ({CLAIM_KINDS[kind]}): {rule}." for kind, rule in RULES.items()]
+    lines += ["", "Intervals are 95% percentile-bootstrap intervals over seeds (2 or 3 seeds: [min, max]); solve "
+              "rates carry Wilson's interval (docs/sweeps.md). Test losses are in the task's units (copy: "
+              "cross-entropy per step in nats; adding: mean squared error).", "", "## Verdicts", "",
+              markdown_table(pd.DataFrame(verdicts, columns=["study", "cell", "T", "verdict"])), ""]
+    for study in studies:
+        lines += [study_markdown(study, figures, page), ""]
+    return "\n".join(lines)
