@@ -19,7 +19,7 @@ import torch
 
 from harness import correctness
 from harness.contract import CellSpec
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.model import build_cell
 from harness.throughput import time_call
 
@@ -108,7 +108,7 @@ def bench_cell(spec: CellSpec, shape: Shape, device: torch.device, dtype: torch.
 
 def _failed(base: dict[str, Any], exc: Exception) -> list[dict[str, Any]]:
     text = str(exc).strip().splitlines()
-    reason = f"{type(exc).__name__}: {text[0] if text else ''}"
+    reason = one_line(exc)
     return [{**base, "pass": p, "status": "failed", "reason": reason} for p in ("forward", "forward+backward")]
 
 

@@ -173,27 +173,55 @@ class TaskOption:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[Any, ...] | None = None
+    exclusive_minimum: bool = False
+    """``minimum < value`` rather than ``minimum <= value``."""
+    none_words: tuple[str, ...] = ()
+    """Words that mean "no value" (``none``): they parse to ``None``."""
+
+    def value_of(self, value: Any) -> Any:
+        """:func:`parse_value` with this declaration's type, bounds and choices (no name in its errors)."""
+        return parse_value(value, self.type, minimum=self.minimum, maximum=self.maximum,
+                           exclusive_minimum=self.exclusive_minimum, choices=self.choices, none_words=self.none_words)
 
     def parse(self, value: Any) -> Any:
         """``value`` (text from the command line or a Python value) -> the declared type, checked against
-        the bounds and choices; :class:`ValueError` with a one-line reason otherwise."""
+        the bounds and choices; :class:`ValueError` naming the option otherwise."""
         try:
-            if self.type is bool and isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered not in _BOOL_WORDS:
-                    raise ValueError
-                value = _BOOL_WORDS[lowered]
-            elif self.type is bool and not isinstance(value, bool):
+            return self.value_of(value)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}={value}: {exc}") from None
+
+
+def parse_value(value: Any, kind: type, *, minimum: float | None = None, maximum: float | None = None,
+                exclusive_minimum: bool = False, choices: Sequence[Any] | None = None,
+                none_words: Sequence[str] = ()) -> Any:
+    """One option's value, from command-line text or Python, converted to ``kind`` and checked; the one parser
+    behind task options and run settings. :class:`ValueError` says what is allowed (the caller names the option).
+
+    ``none_words`` (e.g. ``("none", "off")``) are text that means "no value": they give ``None``.
+    """
+    if isinstance(value, str) and value.strip().lower() in none_words:
+        return None
+    try:
+        if kind is bool:
+            value = _BOOL_WORDS[value.strip().lower()] if isinstance(value, str) else value
+            if not isinstance(value, bool):
                 raise ValueError
-            else:
-                value = self.type(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{self.name}={value!r}: expected {self.type.__name__}") from None
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            raise ValueError(f"{self.name}={value!r}: must be between {self.minimum} and {self.maximum}")
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{self.name}={value!r}: choose one of {', '.join(map(str, self.choices))}")
-        return value
+        elif kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+            raise ValueError
+        else:
+            value = kind(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, KeyError):
+        what = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, kind.__name__)
+        raise ValueError(f"expected {what}{' or ' + none_words[0] if none_words else ''}, got {value!r}") from None
+    if choices is not None and value not in choices:
+        raise ValueError(f"choose one of {', '.join(map(str, choices))}, got {value!r}")
+    too_low = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
+    if too_low or (maximum is not None and value > maximum):
+        low, high = (int(minimum), int(maximum)) if kind is int else (minimum, maximum)
+        allowed = f"> {low:g} and <= {high:g}" if exclusive_minimum else f"between {low} and {high}"
+        raise ValueError(f"must be {allowed}, got {value!r}")
+    return value
 
 
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}

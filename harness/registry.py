@@ -35,7 +35,7 @@ import pluggy
 
 from harness import hookspecs, plugincheck
 from harness.contract import CellSpec, TaskSpec
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.executors.base import ExecutorSpec
 from harness.provenance import (IN_PROCESS, Source, distribution_name, distribution_version, editable_path, is_own,
                                 normalize)
@@ -123,11 +123,6 @@ class Registry:
         return [self.cell(n) for n in dict.fromkeys(names)]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def _name_list(value: str | None) -> set[str] | None:
     if value is None:
         return None
@@ -183,7 +178,7 @@ def _discover(only: set[str] | None, disabled: set[str], problems: list[PluginPr
             obj = ep.load()
         except Exception as exc:  # an import error in someone else's package must not stop us
             problems.append(PluginProblem(ep.name, f"{package} {version}".strip(),
-                                          f"failed to import ({_one_line(exc)}); nothing from it is registered"))
+                                          f"failed to import ({one_line(exc)}); nothing from it is registered"))
             continue
         own, path = is_own(ep), editable_path(ep)
         rank = (0, "", ep.name) if own else (1, normalize(package), ep.name)
@@ -232,7 +227,7 @@ def load_registry(
         try:
             pm.register(plugin.obj, name=source.plugin)
         except Exception as exc:
-            registry.problems.append(PluginProblem(source.plugin, label, f"failed to register ({_one_line(exc)}); "
+            registry.problems.append(PluginProblem(source.plugin, label, f"failed to register ({one_line(exc)}); "
                                                                          "nothing from it is registered"))
             continue
         sources[source.plugin] = source
@@ -273,7 +268,7 @@ def _collect(hook: Callable, hook_name: str, spec_type: type, into: dict[str, Re
         hook(register)
     except Exception as exc:
         dropped = f"the {kind}s it had registered ({', '.join(mine)}) are dropped" if mine else "it registered nothing"
-        problems.append(PluginProblem(source.plugin, source.label, f"{hook_name} raised {_one_line(exc)}; {dropped}"))
+        problems.append(PluginProblem(source.plugin, source.label, f"{hook_name} raised {one_line(exc)}; {dropped}"))
         return
     for name, registered in mine.items():
         if name in into:

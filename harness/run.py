@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from harness.contract import CellSpec, Task, TaskSpec, resolve_task_options
-from harness.errors import HarnessError
+from harness.contract import CellSpec, Task, TaskOption, TaskSpec, resolve_task_options
+from harness.errors import HarnessError, one_line
 from harness.registry import Registry, load_registry
 from harness.results import RunWriter, default_run_folder
 from harness.runner import OPTIMIZERS, Runner, make_task
@@ -37,20 +37,10 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 
 @dataclass(frozen=True)
-class RunOption:
-    """One setting of a run: its type, default, bounds and help, declared once for ``run``, ``sweep`` and Python."""
+class RunOption(TaskOption):
+    """One setting of a run, declared once for ``run``, ``sweep`` and Python: a :class:`TaskOption` (type,
+    default, bounds, help) that the harness owns, and whether ``harness sweep`` may sweep it."""
 
-    name: str
-    type: type
-    default: Any
-    help: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    """``low < value`` rather than ``low <= value``."""
-    choices: tuple[str, ...] | None = None
-    none_words: tuple[str, ...] = ()
-    """Words that mean "no value" (``--clip none``)."""
     sweepable: bool = True
     """Whether ``harness sweep`` accepts a comma list of values for it."""
 
@@ -63,24 +53,7 @@ class RunOption:
         allowed otherwise (without the option's name, which the caller adds)."""
         if value is None and (self.none_words or self.default is None):
             return None
-        if isinstance(value, str) and value.strip().lower() in self.none_words:
-            return None
-        try:
-            if self.type is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
-                raise ValueError
-            value = self.type(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError):
-            kind = "an integer" if self.type is int else "a number" if self.type is float else self.type.__name__
-            raise ValueError(f"expected {kind}{' or ' + self.none_words[0] if self.none_words else ''}, "
-                             f"got {value!r}") from None
-        if self.choices is not None and value not in self.choices:
-            raise ValueError(f"choose one of {', '.join(self.choices)}, got {value!r}")
-        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
-        if too_low or (self.high is not None and value > self.high):
-            low, high = (int(self.low), int(self.high)) if self.type is int else (self.low, self.high)
-            allowed = f"> {low:g} and <= {high:g}" if self.low_open else f"between {low} and {high}"
-            raise ValueError(f"must be {allowed}, got {value!r}")
-        return value
+        return self.value_of(value)
 
     def check(self, value: Any) -> Any:
         """:meth:`parse`, with a :class:`HarnessError` that names the option."""
@@ -97,10 +70,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("hidden_size", int, 64, "hidden units H per layer", 1, 16_384),
     RunOption("layers", int, 1, "stacked layers L", 1, 64),
     RunOption("dropout", float, 0.0, "dropout between stacked layers (0 to 0.99)", 0.0, 0.99),
-    RunOption("lr", float, 1e-3, "learning rate", 0.0, 10.0, low_open=True),
+    RunOption("lr", float, 1e-3, "learning rate", 0.0, 10.0, exclusive_minimum=True),
     RunOption("optimizer", str, "adam", "optimiser", choices=tuple(sorted(OPTIMIZERS))),
     RunOption("clip", float, 1.0, "clip the gradient norm to this value ('none' to disable); the norm before "
-              "clipping is logged", 0.0, 1e6, low_open=True, none_words=("none", "off")),
+              "clipping is logged", 0.0, 1e6, exclusive_minimum=True, none_words=("none", "off")),
     RunOption("seed", int, 0, "seed for data and weights", 0, 2**31 - 1, sweepable=False),
     RunOption("device", str, "cpu", "where to train: cpu, cuda or auto (a GPU when there is one)",
               choices=("cpu", "cuda", "auto"), sweepable=False),
@@ -296,8 +269,7 @@ def _plots(folder: Path, warn: Callable[[str], None]) -> None:
         from harness.report import render
         render(folder)
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        warn(f"figures not made ({type(exc).__name__}: {text[0] if text else ''}); the tables are intact, "
+        warn(f"figures not made ({one_line(exc)}); the tables are intact, "
              f"retry with 'harness plot {folder}'")
 
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from harness import seeding
 from harness.columns import BEAT_MARGIN, SUMMARY_NAMES
 from harness.contract import Batch, CellSpec, Task, TaskSpec
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.gradflow import state_gradient_norms, summarise_curve
 from harness.model import TaskModel, build_cell, verify_cell
 from harness.results import RunWriter
@@ -142,8 +142,7 @@ class Runner:
             row.update(status="diverged", reason=str(exc))
             self.warn(f"{spec.name} diverged: {exc}")
         except Exception as exc:  # a plugin's bug must not take the other cells down
-            text = str(exc).strip().splitlines()
-            row.update(status="failed", reason=f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+            row.update(status="failed", reason=one_line(exc))
             self.warn(f"{spec.name} failed: {row['reason']}")
         row["wall_s"] = time.perf_counter() - start
         self._finish(row)

@@ -165,7 +165,7 @@ def test_options_are_checked_and_embed_dim_follows_the_source():
         _options(embedding=3)
     with pytest.raises(ValueError, match="choose one of"):
         _options(source="yelp")
-    with pytest.raises(ValueError, match="expected int"):
+    with pytest.raises(ValueError, match="expected an integer"):
         _options(vocab_size="many")
 
 

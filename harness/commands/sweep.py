@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from harness.commands.options import add_run_options, parse_pairs
-from harness.errors import HarnessError
+from harness.errors import HarnessError, one_line
 from harness.executors.base import ExecutorSettings
 from harness.registry import load_registry
 from harness.run import RUN_OPTIONS, RunOption
@@ -210,8 +210,7 @@ def report(outcome, plots: bool = True) -> int:
             done = render(folder.path)
             print(f"report: {done.report}")
         except Exception as exc:
-            text = str(exc).strip().splitlines()
-            print(f"warning: figures not made ({type(exc).__name__}: {text[0] if text else ''}); the tables are "
+            print(f"warning: figures not made ({one_line(exc)}); the tables are "
                   f"intact, retry with 'harness plot {folder.path}'", file=sys.stderr)
     bad = units[units["status"].isin(["failed", "skipped"])]
     for row in bad.itertuples():

@@ -19,17 +19,13 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from harness import hookimpl
+from harness.errors import one_line
 from harness.executors.base import ExecutorSettings, ExecutorSpec
 from harness.sweep.grid import Unit
 from harness.sweep.unit import UnitResult, run_unit
 
 INSTALL = "pip install 'rnn-harness[ray]'"
 CANCEL_WAIT_S = 60.0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class RayExecutor:
@@ -83,7 +79,7 @@ class RayExecutor:
         except ray.exceptions.TaskCancelledError:
             return UnitResult(unit.id, "interrupted", "cancelled")
         except ray.exceptions.RayError as exc:  # the worker died, or the node was lost
-            return UnitResult(unit.id, "failed", f"the Ray worker died: {_first_line(exc)}")
+            return UnitResult(unit.id, "failed", f"the Ray worker died: {one_line(exc)}")
 
 
 @hookimpl

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness import hookimpl
+from harness.errors import one_line
 from harness.executors.base import ExecutorSettings, ExecutorSpec
 from harness.sweep.grid import Unit
 from harness.sweep.unit import UnitResult, run_unit
@@ -32,11 +33,6 @@ from harness.sweep.unit import UnitResult, run_unit
 INSTALL = "pip install 'rnn-harness[submitit]'"
 POLL_S = 0.5
 DEFAULT_TIME_MIN = 24 * 60
-
-
-def _first_line(exc: BaseException) -> str:
-    text = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class SubmititExecutor:
@@ -94,7 +90,7 @@ class SubmititExecutor:
         try:
             return job.result()
         except Exception as exc:  # the job died, timed out or was cancelled: submitit says which
-            return UnitResult(unit.id, "failed", f"the submitit job {job.job_id} failed: {_first_line(exc)}")
+            return UnitResult(unit.id, "failed", f"the submitit job {job.job_id} failed: {one_line(exc)}")
 
 
 @hookimpl

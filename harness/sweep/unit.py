@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import one_line
 from harness.sweep.grid import Unit
 
 FINISHED = ("ok", "diverged")
@@ -101,8 +102,7 @@ def run_unit(unit: Unit) -> UnitResult:
     except KeyboardInterrupt:
         result.status, result.reason = "interrupted", "interrupted before the run started"
     except Exception as exc:  # a bad plugin or a broken folder is this unit's problem, not the sweep's
-        text = str(exc).strip().splitlines()
-        result.reason = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+        result.reason = one_line(exc)
     result.wall_s = time.perf_counter() - start
     if result.status != "interrupted":
         result.write(folder)  # an interrupted unit stays unfinished on disk, so a re-run repeats it
