@@ -41,12 +41,12 @@ def test_run_writes_every_table_with_documented_columns(tiny_run):
     summary = pd.read_csv(tiny_run / "summary.csv")
     assert list(summary["cell"]) == ["lstm", "rnn", "gru"] and (summary["status"] == "ok").all()
     assert (summary["steps"] == 6).all() and (summary["tokens_per_s"] > 0).all()
-    assert summary["baseline"].iloc[0] == pytest.approx(10 * math.log(8) / 23)
+    assert summary["baseline"].iloc[0] == pytest.approx(3 * math.log(8) / (3 + 6))    # N = 3 by default
     grads = pd.read_csv(tiny_run / "gradnorms.csv")
     assert set(grads["step"]) == {0, 3, 6}
     assert set(grads[grads.cell == "lstm"]["state"]) == {"h", "c"}
     assert set(grads[grads.cell == "rnn"]["state"]) == {"h"}
-    assert sorted(set(grads["t"])) == list(range(23))
+    assert sorted(set(grads["t"])) == list(range(3 + 6))                     # T + 2N steps, N = 3
     metrics = pd.read_csv(tiny_run / "metrics.csv")
     assert {"train_loss", "grad_norm", "val_loss", "val_accuracy", "test_loss", "test_accuracy"} <= set(metrics.metric)
     config = json.loads((tiny_run / "config.json").read_text())

@@ -66,7 +66,7 @@ def test_learning_curves_plot_the_logged_metrics_and_the_baseline(run):
         np.testing.assert_allclose(_lines(ax_acc)[f"{cell} validation"].get_ydata(), acc["value"].to_numpy())
     baseline = [line for label, line in lines.items() if label.startswith("memoryless baseline")]
     assert len(baseline) == 1
-    expected = 10 * math.log(8) / (3 + 20)  # copy: N ln K / (T + 2N)
+    expected = 3 * math.log(8) / (3 + 6)  # copy: N ln K / (T + 2N), N = 3 by default
     assert run["config"]["baseline"] == pytest.approx(expected)
     np.testing.assert_allclose(baseline[0].get_ydata(), [expected, expected])
     for ax in (ax_loss, ax_acc):
@@ -88,7 +88,7 @@ def test_gradient_flow_is_log_scale_with_one_curve_per_cell_and_recorded_step(ru
     for label, line in _lines(ax_h).items():
         cell, step = label.split()[0], {"init": 0, "6": 6}.get(label.split()[-1], 12)
         want = grads[(grads["cell"] == cell) & (grads["step"] == step) & (grads["state"] == "h")].sort_values("t")
-        assert len(want) == 3 + 20
+        assert len(want) == 3 + 6  # T + 2N steps, N = 3
         np.testing.assert_array_equal(line.get_xdata(), want["t"].to_numpy())
         norms = want["norm"].to_numpy()
         np.testing.assert_allclose(line.get_ydata(), np.where(norms > 0, norms, np.nan))

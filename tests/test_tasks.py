@@ -10,7 +10,14 @@ from tasks import adding, copy_memory
 
 
 def copy_task(T=7, B=5, seed=0, **opts):
-    return copy_memory.SPEC.build(T, B, seed, opts)
+    """The paper's N = 10 unless told otherwise (the layouts below are written for it)."""
+    return copy_memory.SPEC.build(T, B, seed, {"copy_len": 10, **opts})
+
+
+def test_copy_default_is_three_symbols_and_the_paper_preset_ten(registry):
+    task = copy_memory.SPEC.build(20, 4, 0)
+    assert task.copy_len == 3 and task.baseline == pytest.approx(3 * math.log(8) / (20 + 6))
+    assert copy_memory.SPEC.presets["paper"]["task_options"] == {"copy_len": 10}
 
 
 def test_copy_layout():
