@@ -167,7 +167,7 @@ def test_an_incorrect_cell_in_the_new_bench_fails_the_gate(tmp_path):
 @pytest.mark.parametrize("make_args, needle", [
     (lambda b, n, s: [b, n, s, "--fail-slower", "10%"], "compare exactly two folders, BASE then NEW; got 3"),
     (lambda b, n, s: [b, s, "--fail-slower", "10%"], "is a run folder but NEW"),
-    (lambda b, n, s: [s, s], "is a sweep folder; compare two of them as BASE NEW with --fail-slower"),
+    (lambda b, n, s: [b, s], "the table compares runs with runs, or sweeps with sweeps"),
     (lambda b, n, s: [b, n, "--fail-slower", "ten"], "expected a percentage like 10% or a fraction like 0.1"),
     (lambda b, n, s: [b, n, "--fail-slower", "150%"], "must be at least 0% and below 100%"),
     (lambda b, n, s: [b, n, "--fail-worse", "0.1", "--reference", "rnn"], "--reference is for the table of runs"),

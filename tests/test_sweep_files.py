@@ -7,6 +7,8 @@ import pytest
 
 from fake_cells import CountingPlugin
 from harness.errors import HarnessError
+from harness.registry import load_registry
+from harness.run import task_defaults
 from harness.sweep.files import SweepRequest, load
 
 FULL = """
@@ -97,7 +99,9 @@ def test_the_command_line_overrides_the_file_key_by_key(plugins, tmp_path, cli):
     units = pd.read_csv(out / "units.csv")
     assert sorted(zip(units["cell"], units["seq_len"], units["seed"])) == [("lstm", 4, 0), ("rnn", 4, 0)]
     configs = {c: pd.read_json(next((out / "units").glob(f"{c}-*/config.json")), typ="series") for c in ("lstm", "rnn")}
-    assert configs["rnn"]["hidden_size"] == 7 and configs["lstm"]["hidden_size"] == 128  # the cell's own setting
+    default_width = task_defaults(load_registry().task("copy"))[0]["hidden_size"]
+    assert configs["rnn"]["hidden_size"] == 7 != default_width  # the cell's own setting
+    assert configs["lstm"]["hidden_size"] == default_width
     assert configs["lstm"]["clip"] is None and configs["lstm"]["steps"] == 4 and configs["lstm"]["grad_steps"] == [2]
     resolved = load(out / "sweep.toml")                                 # the resolved request is in the folder
     assert resolved.settings["seq_len"] == [4] and resolved.seeds == [0] and resolved.settings["steps"] == [4]
