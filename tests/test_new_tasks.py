@@ -104,6 +104,20 @@ def test_mqar_layout_and_targets():
         assert [int(t) + 6 for t in y[asked]] == [answer[int(q)] for q in x[asked]]
 
 
+def test_mqar_keys_and_values_are_distinct_and_uniform_in_a_large_vocabulary():
+    task = recall(T=40, B=4000, n_pairs=8, vocab_size=1000)      # 499 keys, 500 values: drawn, repeats redrawn
+    b = task.train_batch(0)
+    keys, values = b.x[0:16:2].T, b.x[1:16:2].T                  # (B, N)
+    for pairs in (keys, values):
+        ordered = pairs.sort(dim=1).values
+        assert (ordered[:, 1:] != ordered[:, :-1]).all()
+    assert keys.min() >= 1 and keys.max() <= 499 and values.min() >= 500 and values.max() <= 999
+    counts = torch.bincount(keys.reshape(-1), minlength=500)[1:].double()   # 32,000 draws over 499 keys
+    assert counts.mean() == pytest.approx(32000 / 499) and counts.std() < 1.3 * (32000 / 499) ** 0.5
+    first = torch.bincount(keys[:, 0], minlength=500)[1:].double()          # every position uniform too
+    assert first.std() < 1.3 * (4000 / 499) ** 0.5
+
+
 def test_mqar_loss_and_accuracy_score_the_queries_only():
     task = recall(T=16, B=8)
     b = task.train_batch(0)
