@@ -35,6 +35,8 @@ from tasks.gate_means import inspecting, top_layer_means
 PHASES = ("symbols", "delay", "delimiter", "recall")
 STEP_COLUMNS = ("cell", "sequence", "position", "token", "phase", "target", "predicted")
 """``gates.csv``'s own columns (the runner adds ``cell``); a gate named like one gets a ``_gate`` suffix."""
+SUMMARY_COLUMNS = ("gate", *PHASES, "sequences")
+"""``copy_gates.csv``'s columns (the runner adds ``cell`` in front)."""
 CHUNK = 256
 """Sequences per ``gate_activations`` call: bounds the memory of its ``(L, T, B, H)`` tensors on a large test batch."""
 
@@ -102,7 +104,7 @@ def phase_table(means: dict[str, Tensor], steps: Sequence[str]) -> pd.DataFrame:
         row.update({phase: float(value[idx].double().mean()) if idx else math.nan for phase, idx in where.items()})
         row["sequences"] = int(value.shape[1])
         rows.append(row)
-    return pd.DataFrame(rows, columns=["gate", *PHASES, "sequences"])
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def sentences(table: pd.DataFrame, delay: int, copy_len: int) -> list[str]:
@@ -111,24 +113,24 @@ def sentences(table: pd.DataFrame, delay: int, copy_len: int) -> list[str]:
     Each states the forget gate's mean over the delay and the input gate's at the symbols against at the blanks;
     a cell with neither gets its other [0, 1] gates at the blanks against at the symbols.
     """
-    if table is None or table.empty:
+    if table.empty:
         return []
     blanks = delay - 1
+    forget, write = vocabulary.column("forget", STEP_COLUMNS), vocabulary.column("input", STEP_COLUMNS)
     n = int(table["sequences"].iloc[0])
     lines = [f"Gate means on the {n} test sequences (top layer, averaged over its hidden units; every phase in "
              "copy_gates.csv):"]
     for cell in dict.fromkeys(table["cell"].astype(str)):
         mine = table[table["cell"].astype(str) == cell].set_index("gate")
-        forget, write = vocabulary.column("forget"), vocabulary.column("input")
         parts = []
         if forget in mine.index and blanks:
-            parts.append(f"{cell}'s forget gate averages {mine.at[forget, 'delay']:.3f} over the {blanks} blank "
-                         f"step{'s' if blanks != 1 else ''} of the delay")
+            parts.append(f"{cell}'s forget gate averages {mine.at[forget, 'delay']:.3f} over the "
+                         f"{_count(blanks, 'blank step')} of the delay")
         if write in mine.index:
             against = f" against {mine.at[write, 'delay']:.3f} at the blanks" if blanks else ""
             whose = "its" if parts else f"{cell}'s"
-            parts.append(f"{whose} input gate averages {mine.at[write, 'symbols']:.3f} at the {copy_len} "
-                         f"symbol{'s' if copy_len != 1 else ''}{against}")
+            parts.append(f"{whose} input gate averages {mine.at[write, 'symbols']:.3f} at the "
+                         f"{_count(copy_len, 'symbol')}{against}")
         if parts:
             lines.append("  " + "; ".join(parts) + ".")
             continue
@@ -139,3 +141,7 @@ def sentences(table: pd.DataFrame, delay: int, copy_len: int) -> list[str]:
         values = ", ".join(f"{g} {mine.at[g, 'delay']:.3f} against {mine.at[g, 'symbols']:.3f}" for g in unit)
         lines.append(f"  {cell} has no forget or input gate; at the blanks against at the symbols: {values}.")
     return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

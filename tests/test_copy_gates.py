@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,3 +169,10 @@ def test_tiny_copy_run_writes_gate_tables_for_lstm_only_and_plot_draws_them(tmp_
     assert "sequence" in unit.get_xlabel()
     with pytest.raises(ValueError, match="sequence '3' is not in gates.csv"):
         plots.gate_heatmap(read_run(out), review="3")
+
+
+def test_results_doc_names_every_column_of_both_copy_tables():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    section = text[text.index("## Gate tables"):text.index("## `bench.csv`")]
+    documented = set(re.findall(r"`([a-z_]+)`", section))
+    assert set(copy_gates.STEP_COLUMNS) | set(copy_gates.SUMMARY_COLUMNS) <= documented
