@@ -37,7 +37,7 @@ STEP_COLUMNS = ("cell", "sequence", "position", "token", "phase", "target", "pre
 """``gates.csv``'s own columns (the runner adds ``cell``); a gate named like one gets a ``_gate`` suffix."""
 SUMMARY_COLUMNS = ("gate", *PHASES, "sequences")
 """``copy_gates.csv``'s columns (the runner adds ``cell`` in front)."""
-CHUNK = 256
+CHUNK = 64
 """Sequences per ``gate_activations`` call: bounds the memory of its ``(L, T, B, H)`` tensors on a large test batch."""
 
 

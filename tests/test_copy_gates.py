@@ -80,7 +80,7 @@ def test_phases_name_every_step_and_the_delay_counts_every_blank_before_the_deli
 
 
 def test_step_table_holds_the_first_test_sequence_with_its_known_gates(task, monkeypatch):
-    monkeypatch.setattr(copy_gates, "CHUNK", 2)  # 5 sequences read in chunks of 2, 2 and 1
+    monkeypatch.setattr(copy_gates, "CHUNK", 2)  # 5 sequences read in chunks of 2, 2 and 1, joined in order
     model = known_model(task)
     tables = task.artifacts(model, GATED, torch.device("cpu"))
     assert model.training                                                    # training mode restored
