@@ -319,6 +319,14 @@ class Task:
         """Optional extra tables (name -> pandas DataFrame) written after a cell trains."""
         return {}
 
+    def findings(self, run: Mapping[str, Any]) -> list[str]:
+        """Optional lines about the task's own tables (those :meth:`artifacts` wrote), in plain words;
+        ``harness run`` prints them after the verdicts.
+
+        :param run: the finished run folder as :func:`harness.results.read_run` loads it (table name -> DataFrame).
+        """
+        return []
+
 
 @dataclass(frozen=True)
 class TaskSpec:

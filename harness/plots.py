@@ -35,7 +35,9 @@ cell never looks like a built-in."""
 
 # Columns of a gate table that describe a row rather than hold a gate's value.
 GATE_INDEX_COLUMNS = {"cell", "review", "origin", "position", "token", "in_vocab", "label", "layer", "unit", "step", "t",
-                      "p_positive", "prediction", "sequence", "symbol", "phase"}
+                      "p_positive", "prediction", "sequence", "symbol", "phase", "target", "predicted"}
+SHOWN_INPUT_COLUMNS = ("review", "sequence")
+"""The column of a gate table that numbers its inspected inputs (sentiment: ``review``, copy: ``sequence``)."""
 
 
 def cell_color(name: str, declared: Mapping[str, str | None] | None = None) -> str:
@@ -206,7 +208,7 @@ def throughput(run: dict[str, Any]) -> Figure:
     return fig
 
 
-# ------------------------------------------------------------------ gates (sentiment)
+# ------------------------------------------------------------------ gates (sentiment, copy)
 
 
 def gate_columns(gates: pd.DataFrame) -> list[str]:
@@ -230,21 +232,24 @@ def gate_scales(names: Sequence[str], values: pd.DataFrame) -> list[tuple[tuple[
 
 
 def gate_heatmap(run: dict[str, Any], review: Any = None, max_tokens: int = 80) -> Figure | None:
-    """Mean gate activation per token of one review, for every cell; ``None`` without ``gates.csv``.
+    """Mean gate activation per token of one inspected input (a review, a sequence), for every cell; ``None``
+    without ``gates.csv``.
 
-    Each cell gets one heatmap per colour scale (:func:`gate_scales`): rows are gates, columns the review's tokens
-    in order (x axis), colour the gate's mean over hidden units.
+    Each cell gets one heatmap per colour scale (:func:`gate_scales`): rows are gates, columns the input's tokens
+    in order (x axis, the first ``max_tokens``), colour the gate's mean over hidden units. ``review`` picks the
+    input by its number in the table's ``review`` or ``sequence`` column (:data:`SHOWN_INPUT_COLUMNS`).
     """
     gates = run.get("gates")
     if gates is None or gates.empty:
         return None
+    key = next((c for c in SHOWN_INPUT_COLUMNS if c in gates.columns), None)
     if review is None:
-        review = gates["review"].iloc[0] if "review" in gates.columns else None
-    if review is not None and "review" in gates.columns:
-        chosen = gates[gates["review"].astype(str) == str(review)]
+        review = gates[key].iloc[0] if key else None
+    if review is not None and key:
+        chosen = gates[gates[key].astype(str) == str(review)]
         if chosen.empty:
-            valid = ", ".join(map(str, list(dict.fromkeys(gates["review"]))[:10]))
-            raise ValueError(f"review {review!r} is not in gates.csv; reviews there include {valid}")
+            valid = ", ".join(map(str, list(dict.fromkeys(gates[key]))[:10]))
+            raise ValueError(f"{key} {review!r} is not in gates.csv; {key}s there include {valid}")
         gates = chosen
     if "layer" in gates.columns:  # the top layer is the one the readout sees
         gates = gates[gates["layer"] == gates["layer"].max()]
@@ -271,15 +276,17 @@ def gate_heatmap(run: dict[str, Any], review: Any = None, max_tokens: int = 80) 
                                   interpolation="nearest")
         ax.set_yticks(range(len(names)), [f"{n} gate" for n in names])
         tokens = mine["token"].astype(str).tolist() if "token" in mine.columns else [str(i) for i in range(len(mine))]
-        ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize="small")
+        upright = max(map(len, tokens), default=0) <= 2  # symbols such as copy's '_' and '>' read wrongly on their side
+        ax.set_xticks(range(len(tokens)), tokens, rotation=0 if upright else 90, fontsize="small")
         ax.set_ylabel(f"{cell}", color=cell_color(cell, colors), fontweight="bold")
-        ax.set_xlabel("token of the review, in reading order")
+        ax.set_xlabel(f"token of the {key or 'input'}, in the order the cell reads them")
     label = ""
     if "origin" in gates.columns:
         label += f" ({gates['origin'].iloc[0]})"
     if "label" in gates.columns:
         label += f", label {gates['label'].iloc[0]}"
-    fig.suptitle(f"{Path(run['folder']).name}: review {review}{label}\ngate activations, mean over hidden units")
+    shown = f"{key} {review}" if key else "gate table"
+    fig.suptitle(f"{Path(run['folder']).name}: {shown}{label}\ngate activations, mean over hidden units")
     for scale, image in images.items():
         users = [ax for ax, panel in zip(axes, panels) if panel[1] == scale]
         what = "(0 = closed, 1 = open)" if scale == (0.0, 1.0) else f"({scale[0]:.3g} to {scale[1]:.3g})"

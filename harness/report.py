@@ -34,8 +34,10 @@ FIGURE_TEXT = {
                       "scale, at initialisation (dashed) and after training (solid). A line that falls steeply "
                       "towards t = 0 is the vanishing-gradient problem."),
     "throughput": ("Throughput", "Training tokens (batch x sequence steps) per second, after warm-up."),
-    "gates": ("Gate activations", "Mean gate activation over hidden units, per token of one review "
-                                  "(0 = closed, 1 = open)."),
+    "gates": ("Gate activations", "Mean gate activation over the hidden units of the top layer, at each token of "
+                                  "one inspected input (a review, a test sequence), in the order the cell reads "
+                                  "them; gates in [0, 1] go from 0 = closed to 1 = open, the others have their own "
+                                  "colour scale."),
 }
 
 def format_value(value: Any, spec: str = ".4g") -> str:

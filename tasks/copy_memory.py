@@ -14,11 +14,15 @@ blank for the first T+N steps and a uniform guess for the last N, so its loss
 is ``N ln K / (T + 2N)`` (``10 ln 8 / (T + 20)`` in the paper). Recall accuracy counts the
 correctly predicted symbols in the last N steps; a cell has *solved* the task
 when its test recall accuracy is at least 0.99.
+
+For cells that expose their gates, :meth:`CopyTask.artifacts` writes what the
+gates do at the symbols, over the delay and at recall (:mod:`tasks.copy_gates`).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +30,7 @@ from torch import Tensor, nn
 
 from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
 from harness import seeding
+from tasks import copy_gates
 
 SOLVED_AT = 0.99
 
@@ -101,6 +106,22 @@ class CopyTask(Task):
     def config(self):
         return {"delay": self.delay, "sequence_length": self.delay + 2 * self.copy_len,
                 "n_symbols": self.n_symbols, "copy_len": self.copy_len, "eval_size": self.eval_size}
+
+    def artifacts(self, model: nn.Module, cell_spec, device: torch.device) -> dict[str, Any]:
+        """For cells that expose their gates: ``gates`` (per step, the first test sequence) and ``copy_gates``
+        (per gate and phase, the whole test batch); see :mod:`tasks.copy_gates`."""
+        if not cell_spec.exposes_gates:
+            return {}
+        batch = next(iter(self.eval_batches("test")))
+        means, predicted = copy_gates.read_gates(model, batch.x.to(device))
+        steps = copy_gates.phases(self.delay, self.copy_len)
+        return {"gates": copy_gates.step_table(means, predicted, batch.x, batch.y, steps, self.n_symbols),
+                "copy_gates": copy_gates.phase_table(means, steps)}
+
+    def findings(self, run: Mapping[str, Any]) -> list[str]:
+        """``copy_gates.csv`` in plain words: the forget gate over the delay, the input gate at symbols and blanks."""
+        table = run.get("copy_gates")
+        return [] if table is None else copy_gates.sentences(table, self.delay, self.copy_len)
 
 
 SPEC = TaskSpec(

@@ -89,6 +89,9 @@ def main(args) -> int:
     for line, status in zip(lines, summary["status"]):
         if status not in FAILED_STATUSES:  # those are reported on stderr below
             print(line)
+    findings = task.findings(tables)  # the task's own tables in words, e.g. copy's gates
+    if findings:
+        print("\n" + "\n".join(findings))
     for line in closing_lines(summary, cfg):
         print(line)
     print(f"\ntables: {result.folder}")

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from harness import gates as vocabulary
+from tasks.gate_means import inspecting, top_layer_means
 from tasks.sentiment.text import PAD_ID, Vocabulary, encode
 
 INDEX_COLUMNS = ("cell", "review", "origin", "position", "token", "in_vocab", "label", "p_positive", "prediction")
@@ -36,18 +36,11 @@ def gate_table(model: nn.Module, reviews: Sequence[tuple[str, list[str], int]], 
     """
     tokens = [toks for _, toks, _ in reviews]
     x = encode(tokens, vocab, seq_len).to(device)                          # (T, N)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            emb = model.head.embed(x)                                     # (T, N, E)
-            out, _ = model.cell(emb)                                      # (T, N, H)
-            p_step = torch.sigmoid(model.head.step_logits(out)).cpu()     # (T, N)
-            gates = {vocabulary.column(name, INDEX_COLUMNS): g[-1].mean(-1).cpu()  # top layer, mean over H: (T, N)
-                     for name, g in model.cell.gate_activations(emb).items()}
-    finally:
-        model.train(was_training)
-    names = vocabulary.ordered(gates)
+    with inspecting(model):
+        emb = model.head.embed(x)                                         # (T, N, E)
+        out, _ = model.cell(emb)                                          # (T, N, H)
+        p_step = torch.sigmoid(model.head.step_logits(out)).cpu()         # (T, N)
+        gates = top_layer_means(model.cell, emb, INDEX_COLUMNS)           # column -> (T, N), vocabulary order
     T = seq_len
     rows = []
     for n, (origin, toks, label) in enumerate(reviews):
@@ -59,6 +52,6 @@ def gate_table(model: nn.Module, reviews: Sequence[tuple[str, list[str], int]], 
             row = {"review": n, "origin": origin, "position": pos, "token": word,
                    "in_vocab": ids[t] != PAD_ID and word in vocab, "label": label,
                    "p_positive": float(p_step[t, n]), "prediction": float(p_step[T - 1, n])}
-            row.update({name: float(gates[name][t, n]) for name in names})
+            row.update({name: float(value[t, n]) for name, value in gates.items()})
             rows.append(row)
     return pd.DataFrame(rows)
