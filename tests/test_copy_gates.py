@@ -144,13 +144,13 @@ def test_findings_say_the_forget_gate_over_the_delay_and_the_input_gate_at_symbo
 def test_tiny_copy_run_writes_gate_tables_for_lstm_only_and_plot_draws_them(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--cells", "lstm,rnn", "--task", "copy", "--steps", "6", "--seq-len", "3", "--hidden-size",
-                 "8", "--batch-size", "8", "--log-every", "3", "--task-opt", "eval_size=16", "--no-progress",
-                 "--no-plots", "--out", str(out)])
+                 "8", "--batch-size", "8", "--log-every", "3", "--task-opt", "eval_size=16", "--task-opt",
+                 "copy_len=4", "--no-progress", "--no-plots", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     steps, summary = pd.read_csv(out / "gates.csv"), pd.read_csv(out / "copy_gates.csv")
     assert set(steps.cell) == {"lstm"} and set(summary.cell) == {"lstm"}     # rnn exposes no gates
-    assert steps.phase.tolist() == copy_gates.phases(3, 10)                  # one sequence, T + 2N = 23 steps
+    assert steps.phase.tolist() == copy_gates.phases(3, 4)                   # one sequence, T + 2N = 11 steps
     assert summary.gate.tolist() == ["forget", "input", "output", "candidate", "learn", "remember", "use"]
     assert summary.sequences.eq(16).all()
     forget = summary.set_index("gate").at["forget", "delay"]
