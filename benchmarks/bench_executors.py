@@ -1,0 +1,82 @@
+"""Sweep executors: the speed-up of --jobs 2 over --jobs 1, and each executor's fixed cost per unit.
+
+    python benchmarks/bench_executors.py                 # both parts, about 5 minutes on 2 cores
+    python benchmarks/bench_executors.py --part overhead # only the fixed cost per unit
+
+Part 1 runs the same 8-unit sweep (lstm and gru on copy, T = 10 and 20, 2 seeds,
+300 steps) with --jobs 1 (one unit at a time on every core) and with --jobs 2
+(two at a time, one thread each), back to back, each in a fresh folder.
+
+Part 2 times sweeps of tiny units (1 step, H = 8, T = 5) on each executor: the
+wall time per unit is then almost all fixed cost (worker start, imports, the run
+folder, the engine's own bookkeeping). Two sweeps per executor, of 2 and of 6
+units, separate the per-unit cost (the slope) from the one-off start-up (the
+intercept), such as starting a local Ray cluster.
+
+Every sweep is a separate ``python -m harness sweep`` process, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SWEEP = [sys.executable, "-m", "harness", "sweep", "--task", "copy", "--no-plots", "--no-progress"]
+EIGHT_UNITS = ["--cells", "lstm,gru", "--seq-len", "10,20", "--seeds", "2", "--steps", "300"]
+TINY = ["--cells", "lstm", "--seq-len", "5", "--steps", "1", "--hidden-size", "8", "--batch-size", "4",
+        "--task-opt", "eval_size=16"]
+EXECUTORS = {"local": ["--executor", "local", "--jobs", "2"], "ray": ["--executor", "ray", "--jobs", "2"],
+             "submitit": ["--executor", "submitit", "--jobs", "2"]}
+
+
+def timed(args: list[str], out: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([*SWEEP, *args, "--out", str(out)], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"sweep failed ({done.returncode}): {' '.join(args)}\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def speedup(root: Path, repeats: int) -> None:
+    walls = {1: [], 2: []}
+    for r in range(repeats):
+        for jobs in (1, 2):
+            walls[jobs].append(timed([*EIGHT_UNITS, "--jobs", str(jobs)], root / f"jobs{jobs}-{r}"))
+    one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    print("| sweep of 8 units | wall s (median of %d) |" % repeats)
+    print("|---|---|")
+    print(f"| --jobs 1 (2 threads per unit) | {one:.1f} |")
+    print(f"| --jobs 2 (1 thread per unit) | {two:.1f} |")
+    print(f"\nspeed-up of --jobs 2 over --jobs 1: {one / two:.2f}x\n")
+
+
+def overhead(root: Path) -> None:
+    print("| executor | start-up s (intercept) | fixed cost per unit s (slope) | 2 units s | 6 units s |")
+    print("|---|---|---|---|---|")
+    for name, args in EXECUTORS.items():
+        small = timed([*TINY, "--seeds", "2", *args], root / f"{name}-2")
+        large = timed([*TINY, "--seeds", "6", *args], root / f"{name}-6")
+        per_unit = (large - small) / 4
+        print(f"| {name} | {small - 2 * per_unit:.1f} | {per_unit:.2f} | {small:.1f} | {large:.1f} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=["speedup", "overhead", "both"], default="both")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each --jobs setting, alternated (default 1)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part in ("speedup", "both"):
+            speedup(Path(tmp), args.repeats)
+        if args.part in ("overhead", "both"):
+            overhead(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
