@@ -136,7 +136,7 @@ def test_the_page_has_the_tables_facts_and_figures(tmp_path, cli, monkeypatch):
     assert "**Budget: REDUCED: 200 steps instead of 20,000**" in page
     assert "command: `python -m harness sweep --config fab.toml`" in page
     assert "wall time 30.0 min over 1 invocation(s) (local executor, 2 at a time" in page
-    assert "| A fabricated paper: copy | gru | 100 | partly reproduced |" in page
+    assert "| A fabricated paper: copy | REDUCED | gru | 100 | partly reproduced |" in page
     assert "| lstm | 100 | 3 | 0.8000 [0.8000, 0.8000] | 1.0000 [0.9000, 1.1000] |" in page   # 0.9, 1.0, 1.1
     assert "lstm remembers up to T = 100" in page
     for name in ("loss_vs_length", "solve_rate", "gradient_decay", "throughput"):   # drawn, then copied
@@ -151,3 +151,18 @@ def test_a_study_that_has_not_run_says_so(tmp_path, cli, monkeypatch):
     assert code == 0, err
     page = (tmp_path / "page.md").read_text()
     assert page.count(NOT_RUN) >= 5 and "python -m harness sweep --config later.toml" in page
+
+
+def test_by_default_only_files_with_a_study_table_are_reported(tmp_path, cli, monkeypatch):
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "full.toml").write_text(STUDY)
+    part = "\n".join(line for line in STUDY.splitlines() if not line.startswith(("[study]", "title", "source",
+                                                                                 "reduced", "full_command")))
+    part = part.split("[[claims]]")[0]
+    (tmp_path / "studies" / "part.toml").write_text(part)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("reproductions", "--out", "page.md")
+    assert code == 0, err
+    assert "(1 studies" in out
+    page = (tmp_path / "page.md").read_text()
+    assert "studies/full.toml" in page and "studies/part.toml" not in page

@@ -227,7 +227,8 @@ def study_markdown(study: Study, figures: Path, page: Path) -> str:
 def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) -> str:
     """The whole page; also copies each study's figures under ``figures``."""
     studies = [read_study(f, root) for f in files]
-    verdicts = [(s.title, c["cell"], c.get("seq_len", "-"), v) for s in studies
+    verdicts = [(s.title, "REDUCED" if s.request.study.get("reduced") else "published", c["cell"],
+                 c.get("seq_len", "-"), v) for s in studies
                 for c, v in zip(s.request.claims, claims_table(s)["verdict"] if s.request.claims else [])]
     lines = ["# Reproductions", "",
              "Built by `python -m harness reproductions` from the sweep folders of the study files in `studies/`; "
@@ -236,7 +237,7 @@ def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) 
     lines += ["", "Intervals are 95% percentile-bootstrap intervals over seeds (2 or 3 seeds: [min, max]); solve "
               "rates carry Wilson's interval (docs/sweeps.md). Test losses are in the task's units (copy: "
               "cross-entropy per step in nats; adding: mean squared error).", "", "## Verdicts", "",
-              markdown_table(pd.DataFrame(verdicts, columns=["study", "cell", "T", "verdict"])), ""]
+              markdown_table(pd.DataFrame(verdicts, columns=["study", "budget", "cell", "T", "verdict"])), ""]
     for study in studies:
         lines += [study_markdown(study, figures, page), ""]
     return "\n".join(lines)
