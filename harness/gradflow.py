@@ -74,29 +74,35 @@ class CurveSummary:
 
     first: float           # ||dL/d s_0||
     last: float            # ||dL/d s_t|| at the last t where it is non-zero (normally T-1)
-    decay_per_step: float  # (first / last) ** (1 / t_last): < 1 vanishing, > 1 exploding
+    decay_per_step: float  # (first / last) ** (1 / t_last) over the non-zero norms: < 1 vanishing, > 1 exploding
     steps_to_10x: float    # steps back from the peak until the norm is 10x smaller; nan if it never is
+
+
+MEASURABLE = float(np.finfo(np.float32).tiny)  # 1.18e-38: float32's smallest normal number
 
 
 def summarise_curve(norms: np.ndarray) -> CurveSummary:
     """Summarise ``||dL/d s_t||`` over ``t`` (see :class:`CurveSummary`).
 
     ``last`` is the last *non-zero* norm: the final ``c`` of an LSTM feeds nothing
-    after it (the readout reads ``h``), so its gradient is exactly 0 there.
+    after it (the readout reads ``h``), so its gradient is exactly 0 there. Norms
+    below :data:`MEASURABLE` (0 or float32 denormals) are left out of the decay.
     """
     norms = np.asarray(norms, dtype=float)
     first = float(norms[0]) if len(norms) else float("nan")
-    positive = np.nonzero(norms > 0)[0]
+    positive = np.nonzero(norms >= MEASURABLE)[0]
     if len(positive) == 0:
         return CurveSummary(first, 0.0, float("nan"), float("nan"))
     t_last = int(positive[-1])
     last = float(norms[t_last])
-    if t_last == 0 or not math.isfinite(last):
+    # Over a long sequence a vanishing gradient leaves float32's normal range at the first steps: it sinks into
+    # denormals, where it stops shrinking (a flat floor near 1e-43), then rounds to 0. The decay is measured over
+    # the steps where the norm is still a normal float32, not over that floor.
+    t_first = int(positive[0])
+    if t_last == t_first or not math.isfinite(last):
         decay = float("nan")
-    elif first <= 0:
-        decay = 0.0
     else:
-        decay = (first / last) ** (1.0 / t_last)
+        decay = (float(norms[t_first]) / last) ** (1.0 / (t_last - t_first))
     peak = int(np.argmax(norms))
     below = np.nonzero(norms[:peak + 1][::-1] < norms[peak] / 10.0)[0]
     steps = float(below[0]) if len(below) else float("nan")

@@ -82,3 +82,7 @@ def test_curve_summary_on_a_geometric_curve():
     assert lstm_c.last == 1.0 and lstm_c.decay_per_step == pytest.approx(0.5)
     flat = summarise_curve(np.ones(10))
     assert flat.decay_per_step == pytest.approx(1.0) and np.isnan(flat.steps_to_10x)
+    underflow = summarise_curve(np.append(np.zeros(5), 0.5 ** np.arange(T - 1, -1, -1)))   # float32 ran out
+    assert underflow.first == 0.0 and underflow.decay_per_step == pytest.approx(0.5)
+    floor = summarise_curve(np.append(np.full(50, 1.4e-43), 0.5 ** np.arange(T - 1, -1, -1)))  # stuck in denormals
+    assert floor.decay_per_step == pytest.approx(0.5)

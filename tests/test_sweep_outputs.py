@@ -93,3 +93,30 @@ def test_the_printed_verdict_names_every_cell(plugins, cli, tmp_path):
     assert "T=3" in out
     for cell in ("lstm", "rnn"):
         assert any(line.startswith(f"{cell} ") and line.rstrip().endswith(".") for line in out.splitlines())
+
+
+def test_the_gradient_curves_read_back_from_the_units_give_each_unit_s_own_decay(sweep, sweep_folder):
+    from harness.gradflow import summarise_curve
+    from harness.sweep.curves import decay_table, read_curves
+
+    curves = read_curves(sweep)
+    units = sweep["units"]
+    assert set(zip(curves["cell"], curves["seq_len"], curves["seed"])) == set(zip(units["cell"], units["seq_len"],
+                                                                                  units["seed"]))
+    one = units.iloc[0]
+    own = pd.read_csv(sweep_folder / "units" / one["folder"] / "gradnorms.csv")
+    own = own[(own["state"] == "h") & (own["step"] == 0)].sort_values("t")
+    table = decay_table(curves)
+    row = table[(table["cell"] == one["cell"]) & (table["seq_len"] == one["seq_len"]) & (table["step"] == 0)].iloc[0]
+    seeds = curves[(curves["cell"] == one["cell"]) & (curves["seq_len"] == one["seq_len"]) & (curves["step"] == 0)]
+    per_seed = [summarise_curve(g.sort_values("t")["norm"].to_numpy()).decay_per_step for _, g in seeds.groupby("seed")]
+    assert row["seeds"] == 2 and row["decay"] == pytest.approx(np.mean(per_seed))
+    assert any(summarise_curve(own["norm"].to_numpy()).decay_per_step == pytest.approx(d) for d in per_seed)
+    assert row["lo"] == pytest.approx(min(per_seed)) and row["hi"] == pytest.approx(max(per_seed))  # 2 seeds
+
+    figure = plots.gradient_curves(sweep)
+    left = figure.axes[0]
+    (line,) = [l for l in left.get_lines() if l.get_label() == one["cell"]]
+    longest = curves[(curves["cell"] == one["cell"]) & (curves["seq_len"] == curves["seq_len"].max())
+                     & (curves["step"] == 0)]
+    np.testing.assert_allclose(line.get_ydata(), longest.groupby("t")["norm"].median())

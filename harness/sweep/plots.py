@@ -1,9 +1,10 @@
 """Figures and ``report.md`` for a sweep folder: every metric against the sequence length, with its interval.
 
-Four figures, one line per cell (and per combination of the other swept
-settings), each with its 95% band: test loss / baseline (the baseline at 1
+Five figures, one line per cell (and per combination of the other swept
+settings), each with its band: test loss / baseline (the baseline at 1
 and the memory margin at 0.9 drawn in), the solve rate (Wilson band), the
-gradient decay per step at initialisation and after training, and throughput.
+gradient decay per step at initialisation and after training, throughput,
+and the curves ||dL/dh_t|| against t themselves at the longest T.
 A cell keeps the colour it has in every run's figures.
 """
 
@@ -31,6 +32,10 @@ FIGURE_TEXT = {
                        "Mean decay per step of ||dL/dh_t|| with its 95% interval, at initialisation (dashed) and after "
                        "training (solid). Below 1 the gradient vanishes going back in time."),
     "throughput": ("Throughput against T", "Training tokens per second, mean over seeds with its 95% interval."),
+    "gradient_curves": ("Gradient flow: ||dL/dh_t|| against t",
+                        "At the longest swept T, at initialisation and after training: the median over seeds (line) "
+                        "and the range over seeds (band), log scale. Norms below float32's normal range (1.2e-38: denormals "
+                        "or 0) are not drawn."),
 }
 
 
@@ -131,14 +136,50 @@ def throughput(sweep: dict[str, Any]) -> Figure:
     return metric_figure(sweep, "tokens_per_s", "training throughput (tokens/s)")
 
 
+def gradient_curves(sweep: dict[str, Any]) -> Figure | None:
+    """||dL/dh_t|| against t at the longest swept T, at initialisation and after training; None without curves."""
+    from harness.gradflow import MEASURABLE
+    from harness.sweep.curves import read_curves
+
+    curves = read_curves(sweep)
+    if curves.empty:
+        return None
+    longest = curves["seq_len"].max()
+    curves = curves[curves["seq_len"] == longest]
+    colors = sweep["meta"].get("colors", {})
+    others = [c for c in curves.columns if c not in ("cell", "seq_len", "seed", "step", "t", "norm")]
+    fig = _figure(11, 4.4)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (title, pick) in zip(axes, (("at initialisation", "min"), ("after training", "max"))):
+        for key, rows in curves.groupby(["cell", *others], sort=False):
+            key = key if isinstance(key, tuple) else (key,)
+            rows = rows[rows["step"] == getattr(rows["step"], pick)()]
+            table = rows.pivot_table(index="t", columns="seed", values="norm").where(lambda v: v >= MEASURABLE)
+            label = str(key[0]) + (f" ({', '.join(f'{k}={v}' for k, v in zip(others, key[1:]))})" if others else "")
+            color = cell_color(str(key[0]), colors)
+            t = table.index.to_numpy(float)
+            ax.plot(t, table.median(axis=1, skipna=True), color=color, label=label)
+            ax.fill_between(t, table.min(axis=1), table.max(axis=1), color=color, alpha=0.18, linewidth=0)
+        ax.set_yscale("log")
+        ax.set_xlabel("time step t")
+        ax.set_title(f"{title} (T = {longest})")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("||dL/dh_t||")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(_title(sweep))
+    return fig
+
+
 FIGURES = {"loss_vs_length": loss_vs_length, "solve_rate": solve_rate, "gradient_decay": gradient_decay,
-           "throughput": throughput}
+           "throughput": throughput, "gradient_curves": gradient_curves}
 
 
 def make_figures(sweep: dict[str, Any]) -> dict[str, Figure]:
+    """Every figure that the sweep has data for (the gradient curves need the units' gradnorms.csv)."""
     if sweep["sweep_summary"] is None or sweep["sweep_summary"].empty:
         return {}
-    return {name: build(sweep) for name, build in FIGURES.items()}
+    figures = {name: build(sweep) for name, build in FIGURES.items()}
+    return {name: fig for name, fig in figures.items() if fig is not None}
 
 
 SUMMARY_SHOWN = {"cell": "cell", "seq_len": "T", "n_seeds": "seeds", "loss_ratio_mean": "test/baseline",

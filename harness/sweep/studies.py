@@ -143,16 +143,28 @@ def _baseline(units: pd.DataFrame, claim: dict[str, Any]) -> float:
 
 
 def gradient_table(study: Study) -> pd.DataFrame:
-    """Decay per step of ||dL/dh_t|| at initialisation and after training, per cell and T, with intervals."""
-    summary = study.sweep["sweep_summary"]
+    """Decay per step of ||dL/dh_t|| at initialisation, at each ``grad_at`` step and after training, per cell and
+    T, mean [95% interval] over seeds; computed from the units' curves (:mod:`harness.sweep.curves`), or from the
+    summary's two columns where the curves are gone."""
+    from harness.sweep.curves import decay_table, read_curves
+
+    curves = read_curves(study.sweep)
     keys = [k for k in study.sweep["point_keys"] if k != "seq_len"]
-    rows = []
-    for r in summary.itertuples():
-        rows.append({"cell": r.cell, **{k: getattr(r, k) for k in keys}, "T": r.seq_len, "seeds": r.n_seeds,
-                     "decay/step at init": _ci(r.grad_decay_init_mean, r.grad_decay_init_lo, r.grad_decay_init_hi, ".4f"),
-                     "decay/step after training": _ci(r.grad_decay_final_mean, r.grad_decay_final_lo,
-                                                      r.grad_decay_final_hi, ".4f")})
-    return pd.DataFrame(rows)
+    if curves.empty:
+        return pd.DataFrame([{"cell": r.cell, **{k: getattr(r, k) for k in keys}, "T": r.seq_len, "seeds": r.n_seeds,
+                              "at init": _ci(r.grad_decay_init_mean, r.grad_decay_init_lo, r.grad_decay_init_hi, ".4f"),
+                              "after training": _ci(r.grad_decay_final_mean, r.grad_decay_final_lo,
+                                                    r.grad_decay_final_hi, ".4f")}
+                             for r in study.sweep["sweep_summary"].itertuples()])
+    table = decay_table(curves)
+    last = int(table["step"].max())
+    table["when"] = [("at init" if step == 0 else "after training" if step == last else f"after {step} steps")
+                     for step in table["step"]]
+    table["text"] = [_ci(d, lo, hi, ".4f") for d, lo, hi in zip(table["decay"], table["lo"], table["hi"])]
+    order = list(dict.fromkeys(table.sort_values("step")["when"]))
+    wide = table.pivot_table(index=["cell", *keys, "seq_len", "seeds"], columns="when", values="text",
+                             aggfunc="first", sort=False)
+    return wide[order].reset_index().rename(columns={"seq_len": "T"})
 
 
 def run_facts(study: Study) -> list[str]:
@@ -185,6 +197,12 @@ def _environment(study: Study) -> dict[str, Any]:
     return {}
 
 
+def _has_curves(study: Study) -> bool:
+    from harness.sweep.curves import read_curves
+
+    return not read_curves(study.sweep).empty
+
+
 def copy_figures(study: Study, figures: Path, page: Path) -> list[tuple[str, str]]:
     """Copy the sweep's figures next to the page; -> (title, relative path) per figure."""
     from harness.sweep.plots import FIGURE_TEXT, render
@@ -192,12 +210,14 @@ def copy_figures(study: Study, figures: Path, page: Path) -> list[tuple[str, str
     if study.sweep is None:
         return []
     folder = Path(study.sweep["folder"])
-    if not (folder / "figures").exists():
-        render(folder)
+    if not all((folder / "figures" / f"{name}.png").exists() for name in FIGURE_TEXT):
+        render(folder)  # drawn by an older harness, or not at all
     target = figures / study.name
     target.mkdir(parents=True, exist_ok=True)
     shown = []
     for name, (title, _) in FIGURE_TEXT.items():
+        if name == "gradient_decay" and _has_curves(study):
+            continue  # the page's gradient table, computed from the curves at every measured step, says more
         source = folder / "figures" / f"{name}.png"
         if source.exists():
             shutil.copyfile(source, target / source.name)
@@ -214,11 +234,13 @@ def study_markdown(study: Study, figures: Path, page: Path) -> str:
     if study.request.study.get("full_command"):
         lines += ["", f"Full setting: {study.request.study['full_command']}"]
     lines += [""] + [f"- {fact}" for fact in run_facts(study)]
-    lines += ["", markdown_table(claims_table(study), default=".3g"), ""]
+    if study.request.claims:
+        lines += ["", markdown_table(claims_table(study), default=".3g"), ""]
     if study.sweep is not None:
         lines += ["Memory horizon (docs/sweeps.md):", ""] + [f"- {s}" for s in study.sweep["horizon"]["sentence"]]
         lines += ["", "Gradient flow: the average factor by which ||dL/dh_t|| shrinks (< 1) or grows (> 1) per step back "
-                  "in time, mean [95% interval] over seeds:", "", markdown_table(gradient_table(study)), ""]
+                  "in time (over the steps where float32 still represents it; docs/measurements.md), mean [95% "
+                  "interval] over seeds:", "", markdown_table(gradient_table(study)), ""]
         for title, path in copy_figures(study, figures, page):
             lines += [f"![{title}]({path})", ""]
     return "\n".join(lines)
