@@ -48,7 +48,7 @@ EXPECTED = {
         widths=dict.fromkeys(PAPER_WIDTHS, 128), units=6, fixed=ARJOVSKY_ADDING, subset_of="arjovsky2016-adding.toml"),
     "arjovsky2016-adding-long-reduced.toml": dict(
         cells=["lstm", "rnn"], seq_len=[400, 750], batch_size=[20], seeds=[0],
-        widths=dict.fromkeys(PAPER_WIDTHS, 128), units=4, fixed={**ARJOVSKY_ADDING, "steps": 3000}),
+        widths=dict.fromkeys(PAPER_WIDTHS, 128), units=4, fixed={**ARJOVSKY_ADDING, "steps": 2000}),
     "arjovsky2016-gradflow.toml": dict(
         cells=["lstm", "rnn", "gru"], seq_len=[1000], seeds=[0, 1, 2], widths=dict.fromkeys(PAPER_WIDTHS, 128),
         units=9, fixed={**ARJOVSKY_ADDING, "steps": 100, "batch_size": 20}, grad_steps=[10, 50],
@@ -58,7 +58,7 @@ EXPECTED = {
         fixed={**TCN, "steps": 15630}),
     "bai2018-tcn-adding-reduced.toml": dict(
         cells=["lstm", "gru", "rnn"], seq_len=[600], seeds=[0], widths=TCN_WIDTHS, units=3,
-        fixed={**TCN, "steps": 2000}),
+        fixed={**TCN, "steps": 1000}),
 }
 
 # Parameter counts (cell + task head) that the headers quote for the paper's widths.
