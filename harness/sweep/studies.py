@@ -170,11 +170,13 @@ def gradient_table(study: Study) -> pd.DataFrame:
 def run_facts(study: Study) -> list[str]:
     """The command, wall time, machine and date of the sweep that produced the tables."""
     command = f"python -m harness sweep --config {study.file.as_posix()}"
-    facts = [f"command: `{command}`"]
     if study.sweep is None:
-        return facts
+        return [f"command: `{command}`"]
     meta = study.sweep["meta"]
     runs = meta.get("invocations", [])
+    ran = list(dict.fromkeys(" ".join(["python -m harness", *map(str, r["command"])]) for r in runs if r.get("command")))
+    facts = [f"command{'s' if len(ran) > 1 else ''} run: " + ", ".join(f"`{c}`" for c in ran)] if ran \
+        else [f"command: `{command}`"]
     elapsed = sum(float(r.get("elapsed_s") or 0) for r in runs)
     last = runs[-1] if runs else {}
     facts.append(f"wall time {elapsed / 60:.1f} min over {len(runs)} invocation(s) ({last.get('executor', '?')} "
