@@ -142,13 +142,13 @@ def _baseline(units: pd.DataFrame, claim: dict[str, Any]) -> float:
     return float(values.iloc[0]) if len(values) else math.nan
 
 
-def gradient_table(study: Study) -> pd.DataFrame:
+def gradient_table(study: Study, curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """Decay per step of ||dL/dh_t|| at initialisation, at each ``grad_at`` step and after training, per cell and
     T, mean [95% interval] over seeds; computed from the units' curves (:mod:`harness.sweep.curves`), or from the
     summary's two columns where the curves are gone."""
     from harness.sweep.curves import decay_table, read_curves
 
-    curves = read_curves(study.sweep)
+    curves = read_curves(study.sweep) if curves is None else curves
     keys = [k for k in study.sweep["point_keys"] if k != "seq_len"]
     if curves.empty:
         return pd.DataFrame([{"cell": r.cell, **{k: getattr(r, k) for k in keys}, "T": r.seq_len, "seeds": r.n_seeds,
@@ -199,13 +199,7 @@ def _environment(study: Study) -> dict[str, Any]:
     return {}
 
 
-def _has_curves(study: Study) -> bool:
-    from harness.sweep.curves import read_curves
-
-    return not read_curves(study.sweep).empty
-
-
-def copy_figures(study: Study, figures: Path, page: Path) -> list[tuple[str, str]]:
+def copy_figures(study: Study, figures: Path, page: Path, has_curves: bool = False) -> list[tuple[str, str]]:
     """Copy the sweep's figures next to the page; -> (title, relative path) per figure."""
     from harness.sweep.plots import FIGURE_TEXT, render
 
@@ -218,7 +212,7 @@ def copy_figures(study: Study, figures: Path, page: Path) -> list[tuple[str, str
     target.mkdir(parents=True, exist_ok=True)
     shown = []
     for name, (title, _) in FIGURE_TEXT.items():
-        if name == "gradient_decay" and _has_curves(study):
+        if name == "gradient_decay" and has_curves:
             continue  # the page's gradient table, computed from the curves at every measured step, says more
         source = folder / "figures" / f"{name}.png"
         if source.exists():
@@ -239,11 +233,14 @@ def study_markdown(study: Study, figures: Path, page: Path) -> str:
     if study.request.claims:
         lines += ["", markdown_table(claims_table(study), default=".3g"), ""]
     if study.sweep is not None:
+        from harness.sweep.curves import read_curves
+
+        curves = read_curves(study.sweep)  # read once: the gradient table and the figure choice both need it
         lines += ["Memory horizon (docs/sweeps.md):", ""] + [f"- {s}" for s in study.sweep["horizon"]["sentence"]]
         lines += ["", "Gradient flow: the average factor by which ||dL/dh_t|| shrinks (< 1) or grows (> 1) per step back "
                   "in time (over the steps where float32 still represents it; docs/measurements.md), mean [95% "
-                  "interval] over seeds:", "", markdown_table(gradient_table(study)), ""]
-        for title, path in copy_figures(study, figures, page):
+                  "interval] over seeds:", "", markdown_table(gradient_table(study, curves)), ""]
+        for title, path in copy_figures(study, figures, page, has_curves=not curves.empty):
             lines += [f"![{title}]({path})", ""]
     return "\n".join(lines)
 
