@@ -40,6 +40,12 @@ EXPECTED = {
     "arjovsky2016-copy-equal-width.toml": dict(
         cells=["lstm", "rnn", "gru"], seq_len=[100, 200], seeds=[0, 1, 2], widths=dict.fromkeys(PAPER_WIDTHS, 128),
         units=18, fixed=ARJOVSKY_COPY, task_options={"copy_len": 10}),
+    "arjovsky2016-copy-t200-reduced.toml": dict(
+        cells=["lstm", "rnn"], seq_len=[200], seeds=[0], widths=PAPER_WIDTHS, units=2,
+        fixed={**ARJOVSKY_COPY, "steps": 10000}, task_options={"copy_len": 10}),
+    "arjovsky2016-copy-equal-width-reduced.toml": dict(
+        cells=["lstm", "rnn", "gru"], seq_len=[100], seeds=[0], widths=dict.fromkeys(PAPER_WIDTHS, 128),
+        units=3, fixed={**ARJOVSKY_COPY, "steps": 10000}, task_options={"copy_len": 10}),
     "arjovsky2016-adding.toml": dict(
         cells=["lstm", "rnn", "gru"], seq_len=[100, 200, 400, 750], batch_size=[20, 50], seeds=[0, 1, 2],
         widths=dict.fromkeys(PAPER_WIDTHS, 128), units=72, fixed=ARJOVSKY_ADDING),
