@@ -10,7 +10,7 @@ import pytest
 
 from harness.sweep.aggregate import sweep_summary
 from harness.sweep.horizon import horizons
-from harness.sweep.studies import NOT, NOT_RUN, PARTLY, REPRODUCED, claims_table, judge, read_study
+from harness.sweep.studies import NOT, NOT_RUN, PARTLY, REPRODUCED, claims_table, judge, read_study, verdicts_table
 
 STUDY = """
 task = "copy"
@@ -136,7 +136,8 @@ def test_the_page_has_the_tables_facts_and_figures(tmp_path, cli, monkeypatch):
     assert "**Budget: REDUCED: 200 steps instead of 20,000**" in page
     assert "command: `python -m harness sweep --config fab.toml`" in page
     assert "wall time 30.0 min over 1 invocation(s) (local executor, 2 at a time" in page
-    assert "| A fabricated paper: copy | REDUCED | gru | 100 | partly reproduced |" in page
+    assert ("| A fabricated paper: copy | REDUCED | gru | 100 | partly reproduced | "
+            "test / baseline 0.015 [0.01, 0.02], 3 seeds |") in page
     assert "| lstm | 100 | 3 | 0.8000 [0.8000, 0.8000] | 1.0000 [0.9000, 1.1000] |" in page   # 0.9, 1.0, 1.1
     assert "lstm remembers up to T = 100" in page
     for name in ("loss_vs_length", "solve_rate", "gradient_decay", "throughput"):   # drawn, then copied
@@ -166,3 +167,23 @@ def test_by_default_only_files_with_a_study_table_are_reported(tmp_path, cli, mo
     assert "(1 studies" in out
     page = (tmp_path / "page.md").read_text()
     assert "studies/full.toml" in page and "studies/part.toml" not in page
+
+
+def test_an_unrun_published_claim_points_to_the_reduced_study_that_ran_it(tmp_path):
+    reduced = read_study(_fabricate(tmp_path), root=tmp_path)
+    full_text = STUDY.replace("sweeps/fab", "sweeps/full").replace('reduced = "200 steps instead of 20,000"', 'reduced = ""')
+    (tmp_path / "full.toml").write_text(full_text.replace("A fabricated paper: copy", "The full study"))
+    full = read_study(tmp_path / "full.toml", root=tmp_path)
+    # fab.toml's full_command names studies/fab.toml, itself: it reduces nothing, so no pointer yet
+    table = verdicts_table([full, reduced])
+    assert list(table[table.study == "The full study"]["evidence"]) == ["not run at this budget"] * 5
+    (tmp_path / "fab.toml").write_text(STUDY.replace("studies/fab.toml", "studies/full.toml"))
+    reduced = read_study(tmp_path / "fab.toml", root=tmp_path)
+    table = verdicts_table([full, reduced])
+    ours = table[table.study == "The full study"].reset_index(drop=True)
+    assert list(ours["verdict"]) == [NOT_RUN] * 5
+    assert ours.loc[0, "evidence"] == "not run at this budget; reduced run (A fabricated paper: copy): reproduced"
+    assert ours.loc[3, "evidence"] == "not run at this budget; reduced run (A fabricated paper: copy): not reproduced"
+    assert ours.loc[4, "evidence"] == "not run at this budget"        # T = 400: the reduced study did not run it
+    theirs = table[table.study == "A fabricated paper: copy"].reset_index(drop=True)
+    assert theirs.loc[0, "evidence"] == "test / baseline 0.6 [0.5, 0.7], 3 seeds"

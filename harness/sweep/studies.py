@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,12 +246,44 @@ def study_markdown(study: Study, figures: Path, page: Path) -> str:
     return "\n".join(lines)
 
 
+def _reduces(reduced: Study, full: Study) -> bool:
+    """Whether ``reduced`` is a cut-down run of ``full``: its ``full_command`` names ``full``'s file."""
+    command = reduced.request.study.get("full_command", "")
+    return reduced is not full and re.search(rf"(^|[\s/]){re.escape(full.file.name)}(\s|$)", command) is not None
+
+
+def verdicts_table(studies: list[Study]) -> pd.DataFrame:
+    """One row per claim of every study: its verdict and the evidence in one line.
+
+    A claim that its own study has not run points to a reduced study that ran the same cell and ``T``
+    (a study whose ``full_command`` names this study's file), so an unrun published budget is not mistaken
+    for a missing result.
+    """
+    tables = {id(s): claims_table(s) if s.request.claims else pd.DataFrame() for s in studies}
+    rows = []
+    for s in studies:
+        for claim, (_, row) in zip(s.request.claims, tables[id(s)].iterrows()):
+            if row["verdict"] != NOT_RUN:
+                evidence = f"test / baseline {row['test / baseline']}, {row['seeds']} seed{'s' if row['seeds'] != 1 else ''}"
+            else:
+                evidence = "not run at this budget"
+                for other in studies:
+                    if not _reduces(other, s):
+                        continue
+                    match = tables[id(other)]
+                    match = match[(match["cell"] == claim["cell"]) & (match["T"] == claim.get("seq_len", "-"))
+                                  & (match["verdict"] != NOT_RUN)] if not match.empty else match
+                    if not match.empty:
+                        evidence += f"; reduced run ({other.title}): {match.iloc[0]['verdict']}"
+            rows.append({"study": s.title, "budget": "REDUCED" if s.request.study.get("reduced") else "published",
+                         "cell": claim["cell"], "T": claim.get("seq_len", "-"), "verdict": row["verdict"],
+                         "evidence": evidence})
+    return pd.DataFrame(rows, columns=["study", "budget", "cell", "T", "verdict", "evidence"])
+
+
 def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) -> str:
     """The whole page; also copies each study's figures under ``figures``."""
     studies = [read_study(f, root) for f in files]
-    verdicts = [(s.title, "REDUCED" if s.request.study.get("reduced") else "published", c["cell"],
-                 c.get("seq_len", "-"), v) for s in studies
-                for c, v in zip(s.request.claims, claims_table(s)["verdict"] if s.request.claims else [])]
     lines = ["# Reproductions", "",
              "Built by `python -m harness reproductions` from the sweep folders of the study files in `studies/`; "
              "do not edit by hand. Each claim of a paper is checked by a fixed rule:", ""]
@@ -258,7 +291,7 @@ def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) 
     lines += ["", "Intervals are 95% percentile-bootstrap intervals over seeds (2 or 3 seeds: [min, max]); solve "
               "rates carry Wilson's interval (docs/sweeps.md). Test losses are in the task's units (copy: "
               "cross-entropy per step in nats; adding: mean squared error).", "", "## Verdicts", "",
-              markdown_table(pd.DataFrame(verdicts, columns=["study", "budget", "cell", "T", "verdict"])), ""]
+              markdown_table(verdicts_table(studies)), ""]
     for study in studies:
         lines += [study_markdown(study, figures, page), ""]
     return "\n".join(lines)
