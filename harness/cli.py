@@ -1,7 +1,9 @@
 """``python -m harness COMMAND``. Each command lives in ``harness/commands/<name>.py``.
 
 User errors (:class:`~harness.errors.HarnessError`, bad options) print one
-line on stderr and exit with status 2; Ctrl-C exits with 130.
+line on stderr and exit with status 2; Ctrl-C exits with 130. SIGTERM (``kill``,
+a Slurm time limit, a container stopping) stops a command exactly as Ctrl-C
+does: finished tables stay on disk and the exit status is 130.
 
 The global options ``--plugins`` and ``--disable-plugins`` (before the
 command) do what ``HARNESS_PLUGINS`` and ``HARNESS_DISABLE_PLUGINS`` do, for
@@ -14,7 +16,9 @@ import argparse
 import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from harness.errors import HarnessError
 
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with _plugin_environment(args.plugins, args.disable_plugins):
+        with _plugin_environment(args.plugins, args.disable_plugins), _terminate_as_interrupt():
             return int(args.handler(args) or 0)
     except HarnessError as exc:
         print(f"harness {args.command}: error: {exc}", file=sys.stderr)
@@ -63,6 +67,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """Turn SIGTERM into the KeyboardInterrupt that Ctrl-C raises, for the command's duration.
+
+    Every command already stops tidily on Ctrl-C (a sweep asks its running units to write their tables);
+    SIGTERM is what a batch system or ``kill`` sends, and by default it ends Python with nothing written.
+    Only the main thread may set handlers, so a command called from another thread keeps the default.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -104,12 +104,13 @@ def test_a_worker_killed_mid_unit_fails_only_that_unit_and_retry_failed_complete
     assert set(pd.read_csv(out / "units.csv")["status"]) == {"ok"}
 
 
-def test_a_real_ctrl_c_keeps_every_finished_unit_and_the_same_command_resumes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_real_ctrl_c_keeps_every_finished_unit_and_the_same_command_resumes(signum, tmp_path):
     out = tmp_path / "sweep"
     sweep = _sweep(out, "--jobs", "1")
     _wait_for(lambda: list((out / "units").glob("*/result.json")) and _running_unit(out), "one finished unit and "
               "one running")
-    sweep.send_signal(signal.SIGINT)                               # what Ctrl-C in a terminal sends the sweep
+    sweep.send_signal(signum)      # SIGINT: what Ctrl-C in a terminal sends; SIGTERM: kill, or Slurm's time limit
     stdout, stderr = sweep.communicate(timeout=300)
     assert sweep.returncode == 130, stderr[-3000:]
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr

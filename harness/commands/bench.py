@@ -11,7 +11,7 @@ printed as a table with tokens per second.
 
 Exit status: 0 when every available cell passed the check and was timed
 (cells that cannot run on this device or dtype are listed as skipped); 1 when
-a cell was incorrect or failed; 2 for a usage error; 130 on Ctrl-C.
+a cell was incorrect or failed; 2 for a usage error; 130 on Ctrl-C or SIGTERM.
 
 Example:
   python -m harness bench --cells lstm,gru --shapes 100x64x32x128,200x128x64x256

@@ -6,7 +6,7 @@ summary.csv, metrics.csv, gradnorms.csv, gradsummary.csv), prints a summary,
 and draws the figures and report.md (skip with --no-plots).
 
 Exit status: 0 when every cell finished ok or diverged; 1 when a cell failed
-or was skipped as unavailable here; 2 for a usage error; 130 on Ctrl-C.
+or was skipped as unavailable here; 2 for a usage error; 130 on Ctrl-C or SIGTERM.
 Failures are reported on stderr.
 
 Examples:

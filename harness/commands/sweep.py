@@ -14,7 +14,7 @@ task and one sentence per cell, and figures with report.md.
 
 Exit status: 0 when every unit finished ok or diverged; 1 when a unit failed
 or was skipped as unavailable; 2 for a usage error (a missing extra
-included); 130 on Ctrl-C (rerun the same command to resume).
+included); 130 on Ctrl-C or SIGTERM (rerun the same command to resume).
 
 Examples:
   python -m harness sweep --cells lstm,gru,rnn --task copy --seq-len 10,20,40 --seeds 4 --steps 2000 --out results/horizon
