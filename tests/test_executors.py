@@ -70,6 +70,15 @@ def _wait_for(condition, what: str, timeout: float = 240.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _early_in_training(sweep: Path) -> Path | None:
+    """A running unit that has logged metrics, all from its first half of SLOW's 400 steps (seconds from its end)."""
+    folder = _running_unit(sweep)
+    if folder is None or not (folder / "metrics.csv").exists():
+        return None
+    steps = pd.read_csv(folder / "metrics.csv")["step"]
+    return folder if len(steps) and steps.max() < 200 else None
+
+
 def _running_unit(sweep: Path) -> Path | None:
     """A unit folder whose process has started and not finished."""
     for folder in (sweep / "units").glob("*"):
@@ -78,10 +87,13 @@ def _running_unit(sweep: Path) -> Path | None:
     return None
 
 
-def _sweep(out: Path, *extra: str) -> subprocess.Popen:
+def _sweep(out: Path, *extra: str, background: bool = False) -> subprocess.Popen:
+    """The sweep as a process; ``background``: with SIGINT ignored, as a shell starts 'COMMAND &' (and nohup jobs)."""
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
     return subprocess.Popen([sys.executable, "-m", "harness", "sweep", "--cells", "lstm,rnn", "--seeds", "2",
                              "--threads-per-unit", "1", "--out", str(out), *SLOW, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=ignore_sigint)
 
 
 def test_a_worker_killed_mid_unit_fails_only_that_unit_and_retry_failed_completes_it(tmp_path):
@@ -104,16 +116,21 @@ def test_a_worker_killed_mid_unit_fails_only_that_unit_and_retry_failed_complete
     assert set(pd.read_csv(out / "units.csv")["status"]) == {"ok"}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_real_ctrl_c_keeps_every_finished_unit_and_the_same_command_resumes(signum, tmp_path):
+@pytest.mark.parametrize("signum,background", [(signal.SIGINT, False), (signal.SIGTERM, True)],
+                         ids=["ctrl-c", "sigterm-to-a-background-sweep"])
+def test_a_real_ctrl_c_keeps_every_finished_unit_and_the_same_command_resumes(signum, background, tmp_path):
     out = tmp_path / "sweep"
-    sweep = _sweep(out, "--jobs", "1")
-    _wait_for(lambda: list((out / "units").glob("*/result.json")) and _running_unit(out), "one finished unit and "
-              "one running")
+    sweep = _sweep(out, "--jobs", "1", background=background)
+    running = _wait_for(lambda: list((out / "units").glob("*/result.json")) and _early_in_training(out),
+                        "one finished unit and one in its first half of training")
     sweep.send_signal(signum)      # SIGINT: what Ctrl-C in a terminal sends; SIGTERM: kill, or Slurm's time limit
     stdout, stderr = sweep.communicate(timeout=300)
     assert sweep.returncode == 130, stderr[-3000:]
     assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    # The unit that was training stopped there (it takes the sweep's SIGINT even where the shell had SIGINT
+    # ignored) and wrote its tables, marked interrupted; one that ignored it would have finished 'ok'.
+    assert not (running / "result.json").exists(), running
+    assert pd.read_csv(running / "summary.csv")["status"].tolist() == ["interrupted"], running
     finished = [f.parent for f in (out / "units").glob("*/result.json")]
     assert finished
     for folder in finished:                                        # finished units are whole run folders

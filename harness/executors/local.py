@@ -46,6 +46,9 @@ torch's optimisers import on first use and which costs about as much as torch it
 def _child(unit: Unit) -> None:
     """The unit's process: its own process group (the terminal's Ctrl-C goes to the sweep, which forwards it)."""
     os.setpgid(0, 0)
+    # The sweep stops a unit with SIGINT. A sweep started in the background ('... &') has SIGINT ignored, and
+    # the unit would inherit that and run on; so the unit always takes SIGINT as Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from harness.sweep.unit import run_unit
 
     result = run_unit(unit)
