@@ -191,7 +191,16 @@ def resolve_config(task_spec: TaskSpec, cells: Sequence[str], *, preset: str | N
 
 
 def apply_threads(threads: int | None) -> None:
-    """Set torch's CPU thread count and NumPy's BLAS pool to ``threads`` (both, so CPU comparisons are fair)."""
+    """Prepare the CPU for a run: flush denormals to zero, and set torch's thread count and NumPy's BLAS pool to
+    ``threads`` (both, so CPU comparisons are fair; ``None`` leaves them).
+
+    Flushing: gradients that vanish through time pass through float32's denormal range (below 1.2e-38), where
+    x86 arithmetic is microcoded and about 100x slower. Backward through an LSTM at T = 400 ran 10x slower for
+    it (docs/measurements.md); the numbers lost are ones that float32 cannot hold accurately anyway. The flag
+    is per thread and torch's pool threads copy it when they start, so call this before any other torch work
+    (``execute`` and ``bench`` do; a sweep's unit is a fresh process).
+    """
+    torch.set_flush_denormal(True)
     if threads is None:
         return
     import numpy  # noqa: F401  (load the BLAS so that threadpoolctl can find it)
