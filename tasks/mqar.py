@@ -156,8 +156,8 @@ SPEC = TaskSpec(
                    "after the pairs, 1 spreads them uniformly)", minimum=1e-4, maximum=1.0),
         TaskOption("eval_size", int, 512, "sequences in the val and test batches", minimum=1, maximum=100_000),
     ),
-    # lstm+gru take about 4 minutes on a 2-core CPU at these defaults (docs/tasks.md has the measurements).
-    defaults={"seq_len": 32, "steps": 4000, "hidden_size": 128, "lr": 5e-3},
+    # Sized for lstm+gru in about 2 minutes on a 2-core CPU (docs/tasks.md has the measurements).
+    defaults={"seq_len": 32, "steps": 2000, "hidden_size": 128, "lr": 5e-3},
     presets={
         # Zoology's Figure 2 (configs in zoology/experiments/paper_configs/iclr24_zoology_figure2): T=64, 4 pairs,
         # V=8192, power law 0.01, blank filler, 2 layers, batch 512, 64 epochs of 100,000 sequences; their width
