@@ -190,7 +190,7 @@ def resolve_config(task_spec: TaskSpec, cells: Sequence[str], *, preset: str | N
                      task_options=options)
 
 
-def apply_threads(threads: int | None) -> None:
+def prepare_cpu(threads: int | None) -> None:
     """Prepare the CPU for a run: flush denormals to zero, and set torch's thread count and NumPy's BLAS pool to
     ``threads`` (both, so CPU comparisons are fair; ``None`` leaves them).
 
@@ -245,7 +245,7 @@ def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, resu
     """
     task_spec = registry.task(cfg.task)
     specs: list[CellSpec] = [registry.cell(name) for name in cfg.cells]
-    apply_threads(cfg.threads)
+    prepare_cpu(cfg.threads)
     task = make_task(task_spec, cfg)  # before the folder: bad data or options leave nothing behind
     writer = RunWriter(out if out is not None else default_run_folder(Path(results_root), cfg.task))
     provenance = {name: registry.provenance(name) for name in cfg.cells}

@@ -197,16 +197,16 @@ def test_a_preset_sets_task_options_and_the_command_line_wins(cli, tmp_path):
 
 def test_a_run_flushes_denormals_to_zero_on_every_cpu_thread():
     """Vanishing gradients pass through float32's denormals, which x86 computes about 10-100x slower
-    (benchmarks/bench_denormals.py). A run (execute, bench) calls apply_threads before any other torch work, so
+    (benchmarks/bench_denormals.py). A run (execute, bench) calls prepare_cpu before any other torch work, so
     torch's pool threads, started later, inherit the flush-to-zero flag: every element below is flushed."""
     import subprocess
     import sys
 
     def total(prepare: str) -> list[str]:
-        code = (f"import torch; from harness.run import apply_threads; {prepare}; "
+        code = (f"import torch; from harness.run import prepare_cpu; {prepare}; "
                 "tiny = torch.full((1 << 20,), 1e-39); print(float((tiny * 1.0).sum()), torch.get_num_threads())")
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
 
     kept = total("torch.set_num_threads(2)")
     assert float(kept[0]) > 0                       # denormals survive by default: the test can tell
-    assert total("apply_threads(2)") == ["0.0", "2"]  # flushed on both threads
+    assert total("prepare_cpu(2)") == ["0.0", "2"]  # flushed on both threads

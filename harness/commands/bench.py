@@ -27,7 +27,7 @@ import pandas as pd
 
 from harness.bench import BENCH_COLUMNS, DEFAULT_SHAPES, FAILED_STATUSES, bench_cell, parse_shapes, reference_for
 from harness.commands.options import bounded_int
-from harness.run import DTYPES, apply_threads, resolve_device
+from harness.run import DTYPES, prepare_cpu, resolve_device
 from harness.environment import describe
 from harness.errors import HarnessError
 from harness.registry import load_registry
@@ -61,7 +61,7 @@ def main(args) -> int:
     if reference not in names:
         raise HarnessError(f"--reference {reference}: not among the timed cells ({', '.join(names)})")
     device = resolve_device(args.device)
-    apply_threads(args.threads)
+    prepare_cpu(args.threads)
     dtype = DTYPES[args.dtype]
     folder = args.out or Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-bench"
     writer = RunWriter(folder)

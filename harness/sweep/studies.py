@@ -268,11 +268,11 @@ def verdicts_table(studies: list[Study]) -> pd.DataFrame:
             else:
                 evidence = "not run at this budget"
                 for other in studies:
-                    if not _reduces(other, s):
+                    if not other.request.claims or not _reduces(other, s):
                         continue
-                    match = tables[id(other)]
-                    match = match[(match["cell"] == claim["cell"]) & (match["T"] == claim.get("seq_len", "-"))
-                                  & (match["verdict"] != NOT_RUN)] if not match.empty else match
+                    theirs = tables[id(other)]
+                    match = theirs[(theirs["cell"] == claim["cell"]) & (theirs["T"] == claim.get("seq_len", "-"))
+                                   & (theirs["verdict"] != NOT_RUN)]
                     if not match.empty:
                         evidence += f"; reduced run ({other.title}): {match.iloc[0]['verdict']}"
             rows.append({"study": s.title, "budget": "REDUCED" if s.request.study.get("reduced") else "published",
