@@ -6,6 +6,8 @@ them) -> ``runner`` (training every cell on the same data) -> ``gradflow`` and
 """
 
 from harness.contract import Batch, CellSpec, RecurrentCell, Task, TaskConfig, TaskHead, TaskOption, TaskSpec
+from harness import seeding
+from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -13,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Batch",
     "CellSpec",
+    "HarnessError",
     "RecurrentCell",
     "Task",
     "TaskConfig",
@@ -20,4 +23,5 @@ __all__ = [
     "TaskOption",
     "TaskSpec",
     "hookimpl",
+    "seeding",
 ]

@@ -9,19 +9,16 @@ the seed alone decides the split. Missing or malformed data raises
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import os
 import shutil
 import tarfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import torch
 
 from harness import seeding
 from harness.errors import HarnessError
+from tasks.datasets import cache_dir, check_file, download, fetch  # noqa: F401  (fetch: tests replace it here)
 
 Example = tuple[str, int]
 
@@ -74,11 +71,6 @@ IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 _IMDB_PARTS = ("train/pos", "train/neg", "test/pos", "test/neg")
 
 
-def cache_dir() -> Path:
-    """``$HARNESS_CACHE`` or ``~/.cache/rnn-harness``: where downloads and extractions go."""
-    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "rnn-harness").expanduser()
-
-
 def load_imdb(root: str | Path) -> tuple[list[Example], list[Example]]:
     """The official ``(train, test)`` splits of an ``aclImdb`` folder (``unsup`` is ignored).
 
@@ -111,50 +103,13 @@ def _imdb_folder(path: Path) -> Path | None:
 
 def verify_archive(path: Path, size: int | None = None, sha256: str | None = None) -> None:
     """Raise unless ``path`` has the official IMDB archive's size and SHA-256."""
-    size = IMDB_SIZE if size is None else size
-    sha256 = IMDB_SHA256 if sha256 is None else sha256
-    actual = path.stat().st_size
-    if actual != size:
-        raise HarnessError(f"{path} is corrupt or incomplete: {actual:,} bytes, expected {size:,}; "
-                           f"delete it and download {IMDB_URL} again")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
-        raise HarnessError(f"{path} fails its checksum (sha256 {digest.hexdigest()}, expected {sha256}); "
-                           f"delete it and download {IMDB_URL} again")
-
-
-def fetch(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` (the network step; tests replace it)."""
-    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
-        shutil.copyfileobj(response, out, length=1 << 20)
+    check_file(path, size=IMDB_SIZE if size is None else size, sha256=IMDB_SHA256 if sha256 is None else sha256,
+               fix=f"delete it and download {IMDB_URL} again")
 
 
 def download_imdb(cache: Path) -> Path:
-    """Fetch and verify the official archive into ``cache``; return its path.
-
-    The download goes to a ``.part`` file that is renamed only after it passes
-    the size and SHA-256 check, and removed when it does not.
-    """
-    cache.mkdir(parents=True, exist_ok=True)
-    archive = cache / IMDB_ARCHIVE
-    part = archive.with_name(archive.name + ".part")
-    try:
-        fetch(IMDB_URL, part)
-    except (urllib.error.URLError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise HarnessError(f"could not download {IMDB_URL} ({reason}); download it by hand and pass "
-                           f"--task-opt path=FILE_OR_FOLDER, or put the archive in {cache}") from None
-    try:
-        verify_archive(part)
-    except HarnessError:
-        part.unlink(missing_ok=True)
-        raise
-    part.replace(archive)
-    return archive
+    """Fetch and verify the official archive into ``cache``; return its path (see :func:`tasks.datasets.download`)."""
+    return download(IMDB_URL, cache / IMDB_ARCHIVE, verify_archive, fetch=fetch)
 
 
 def extract_imdb(archive: Path, cache: Path) -> Path:
