@@ -7,7 +7,7 @@ One command produces the table of docs/benchmarks.md ("triton-lstm vs cuDNN (GPU
 Grid: B in {1, 16, 64, 256} x H in {128, 256, 512, 1024}, T = 256, I = H, one
 layer, float32 and bfloat16. Both cells get the same weights and the same input.
 Each pass is warmed up, then timed ``--repeats`` times with CUDA events
-(``harness.throughput.time_call``); the table shows medians. Forward runs under
+(``harness.measurements.throughput.time_call``); the table shows medians. Forward runs under
 ``torch.no_grad()``; forward+backward differentiates ``out.sum()`` with respect
 to the input and every parameter (as ``harness bench`` does).
 
@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from cells.triton_lstm import TritonLSTM, function  # noqa: E402
-from harness.throughput import time_call  # noqa: E402
+from harness.measurements.throughput import time_call  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 COLUMNS = ["dtype", "B", "H", "T", "pass", "path", "triton_us_per_step", "cudnn_us_per_step", "triton_tokens_per_s",

@@ -9,9 +9,9 @@ cells within one run only; the machine's load moves every number.
 import pytest
 import torch
 
-from harness.bench import Shape
-from harness.model import build_cell
-from harness.registry import load_registry
+from harness.measurements.bench import Shape
+from harness.plugins.model import build_cell
+from harness.plugins.registry import load_registry
 
 SHAPES = [Shape(100, 64, 32, 128), Shape(200, 128, 64, 256), Shape(100, 32, 256, 512)]
 CELLS = ["rnn", "lstm", "gru"]

@@ -38,7 +38,7 @@ import torch
 
 from cells.lstm import TorchLSTM
 from cells.numpy_lstm import NumpyLSTM, threads
-from harness.bench import Shape
+from harness.measurements.bench import Shape
 
 SHAPES = [Shape(100, 64, 32, 128), Shape(200, 128, 64, 256), Shape(100, 32, 256, 512)]
 TARGET = 0.8

@@ -1,7 +1,7 @@
 """Base class for hand-written cells that build one layer and let the harness stack them.
 
 ``lfru-lstm``, ``mingru`` and ``minlstm`` declare ``max_layers=1`` in their
-spec: ``harness.model.build_cell`` then stacks single layers itself, with
+spec: ``harness.plugins.model.build_cell`` then stacks single layers itself, with
 dropout between them in training mode, as the contract asks. What is left to
 share is checking what the caller hands in, so that a wrong size or shape
 fails in one line that names the fix instead of deep inside a matmul.
@@ -31,7 +31,8 @@ class SingleLayerCell(RecurrentCell):
                 raise ValueError(f"{name}: {what} must be a positive integer, got {value!r}")
         if num_layers != 1:
             raise ValueError(f"{name} builds one layer, got num_layers={num_layers!r}; stack layers with "
-                             f"harness.model.build_cell(spec, {input_size}, {hidden_size}, layers={num_layers}) "
+                             f"harness.plugins.model.build_cell(spec, {input_size}, {hidden_size}, "
+                             f"layers={num_layers}) "
                              f"(or --layers {num_layers}), which adds the dropout between them")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"{name}: dropout must be a number in [0, 1), got {dropout!r}")

@@ -1,6 +1,6 @@
 """``python -m harness COMMAND``. Each command lives in ``harness/commands/<name>.py``.
 
-User errors (:class:`~harness.errors.HarnessError`, bad options) print one
+User errors (:class:`~harness.contract.errors.HarnessError`, bad options) print one
 line on stderr and exit with status 2; Ctrl-C exits with 130. SIGTERM (``kill``,
 a Slurm time limit, a container stopping) stops a command exactly as Ctrl-C
 does: finished tables stay on disk and the exit status is 130.
@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 COMMANDS = ("list", "run", "sweep", "bench", "plot", "compare", "reproductions")
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
-from harness import seeding
+from harness.contract import seeding
 
 TOLERANCE = 0.04
 SOLVED_AT = 0.99

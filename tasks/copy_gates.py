@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from harness import gates as vocabulary
+from harness.contract import gates as vocabulary
 from tasks.gate_means import inspecting, top_layer_means
 
 PHASES = ("symbols", "delay", "delimiter", "recall")

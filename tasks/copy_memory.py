@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
-from harness import seeding
+from harness.contract import seeding
 from tasks import copy_gates
 
 SOLVED_AT = 0.99

@@ -4,7 +4,7 @@ The conventions follow torchvision and Hugging Face: a cache folder that an
 environment variable moves (``$HARNESS_CACHE``; else ``$XDG_CACHE_HOME/rnn-harness``;
 else ``~/.cache/rnn-harness``), official files checked by size and digest, and
 a download only when the user asks for one (``--task-opt download=true``).
-Every problem is a one-line :class:`~harness.errors.HarnessError` that names
+Every problem is a one-line :class:`~harness.contract.errors.HarnessError` that names
 the fix.
 """
 
@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 
 def cache_dir() -> Path:

@@ -2,7 +2,7 @@
 
 Cells report their gates as name -> ``(L, T, B, H)`` (``RecurrentCell.gate_activations``). The tables keep the
 top layer, the one the readout sees, averaged over its ``H`` units, under the column names of
-:mod:`harness.gates`.
+:mod:`harness.contract.gates`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-from harness import gates as vocabulary
+from harness.contract import gates as vocabulary
 
 
 @contextmanager
@@ -34,7 +34,7 @@ def top_layer_means(cell: nn.Module, x: Tensor, reserved: Iterable[str]) -> dict
     :param cell: a cell that implements ``gate_activations`` (name -> ``(L, T, B, H)``).
     :param x: the cell's input ``(T, B, I)``.
     :param reserved: the table's own columns; a gate named like one gets a ``_gate`` suffix
-        (:func:`harness.gates.column`).
+        (:func:`harness.contract.gates.column`).
     """
     means = {vocabulary.column(name, reserved): g[-1].mean(-1).cpu() for name, g in cell.gate_activations(x).items()}
     return {name: means[name] for name in vocabulary.ordered(means)}

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
-from harness import seeding
+from harness.contract import seeding
 
 BLANK = 0
 IGNORE = -100

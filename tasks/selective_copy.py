@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
-from harness import seeding
+from harness.contract import seeding
 
 NOISE = 0
 SOLVED_AT = 0.99

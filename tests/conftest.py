@@ -20,7 +20,7 @@ def _deterministic_threads():
 
 @pytest.fixture
 def registry():
-    from harness.registry import load_registry
+    from harness.plugins.registry import load_registry
     return load_registry()
 
 
@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def plugins():
     """Register in-process plugin objects for one test: ``plugins(obj, ...)``."""
-    from harness import registry as reg
+    from harness.plugins import registry as reg
     added = []
 
     def add(*objs):

@@ -7,7 +7,7 @@ from torch import nn
 
 from cells._lstm_parameters import LSTMParameters
 from harness import CellSpec, RecurrentCell, hookimpl
-from harness.executors.base import ExecutorSpec
+from harness.contract.executors import ExecutorSpec
 
 
 class HandRNN(RecurrentCell):
@@ -132,11 +132,6 @@ class LSTMReferencePlugin:
                           state_names=("h", "c"), reference="lstm"))
 
 
-def _run_unit(unit):
-    from harness.sweep.unit import run_unit
-    return run_unit(unit)
-
-
 class CountingExecutor:
     """Runs every unit in this process, in order, and counts them (an executor plugin, as a user would write)."""
 
@@ -145,10 +140,10 @@ class CountingExecutor:
     def __init__(self, settings):
         self.settings = settings
 
-    def run(self, units, done):
+    def run(self, units, work, done):
         for unit in units:
             CountingExecutor.ran.append(unit.label)
-            done(_run_unit(unit))
+            done(work(unit))
 
 
 class CountingPlugin:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from harness import CellSpec
-from harness.correctness import INCORRECT, PASSED, check
+from harness.measurements.correctness import INCORRECT, PASSED, check
 from fake_cells import HandLSTM, HandRNN, LSTMReferencePlugin, SwappedGatesLSTM
 
 CPU = torch.device("cpu")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from harness.model import Stacked, build_cell
-from harness.testing import check_cell
+from harness.plugins.model import Stacked, build_cell
+from harness.plugins.testing import check_cell
 
 BUILTIN_TORCH_CELLS = ["rnn", "lstm", "gru", "lfru-lstm", "mingru", "minlstm"]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fake_cells import MisbehavingPlugin, OutsiderPlugin
-from harness.results import GRADNORMS_COLUMNS, GRADSUMMARY_COLUMNS, METRICS_COLUMNS, SUMMARY_COLUMNS
+from harness.reports.results import GRADNORMS_COLUMNS, GRADSUMMARY_COLUMNS, METRICS_COLUMNS, SUMMARY_COLUMNS
 
 TINY = ["--steps", "6", "--seq-len", "3", "--hidden-size", "6", "--batch-size", "4", "--no-progress",
         "--no-plots"]
@@ -203,7 +203,7 @@ def test_a_run_flushes_denormals_to_zero_on_every_cpu_thread():
     import sys
 
     def total(prepare: str) -> list[str]:
-        code = (f"import torch; from harness.run import prepare_cpu; {prepare}; "
+        code = (f"import torch; from harness.measurements.environment import prepare_cpu; {prepare}; "
                 "tiny = torch.full((1 << 20,), 1e-39); print(float((tiny * 1.0).sum()), torch.get_num_threads())")
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
 

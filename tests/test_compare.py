@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.compare import compare_runs, run_labels
-from harness.report import markdown_table
-from harness.results import read_run
+from harness.reports.compare import compare_runs, run_labels
+from harness.reports.report import markdown_table
+from harness.reports.results import read_run
 
 TINY = ["--steps", "8", "--seq-len", "3", "--hidden-size", "4", "--batch-size", "4", "--task-opt", "eval_size=16",
         "--no-progress", "--no-plots"]

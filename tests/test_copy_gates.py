@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from harness import CellSpec, RecurrentCell
-from harness import plots
 from harness.cli import main
-from harness.model import TaskModel
-from harness.results import read_run
+from harness.plugins.model import TaskModel
+from harness.reports import plots
+from harness.reports.results import read_run
 from tasks import copy_gates
 from tasks.copy_memory import SPEC as COPY
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import BENCH_COLUMNS
-from harness.columns import SUMMARY_NAMES
+from harness.measurements.bench import BENCH_COLUMNS
+from harness.reports.columns import SUMMARY_NAMES
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.columns import TIMING
+from harness.reports.columns import TIMING
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--task", "copy", "--seq-len", "4", "--steps", "15", "--hidden-size", "8", "--batch-size", "8",

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.gradflow import state_gradient_norms, summarise_curve
-from harness.model import TaskModel, build_cell
+from harness.measurements.gradflow import state_gradient_norms, summarise_curve
+from harness.plugins.model import TaskModel, build_cell
 from tasks import adding, copy_memory
 
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.func import functional_call
 
 from cells.lfru_lstm import GATE_NAMES, LFRULSTM
-from harness.model import Stacked, build_cell
+from harness.plugins.model import Stacked, build_cell
 
 
 def sig(v: float) -> float:

@@ -210,7 +210,7 @@ def test_end_to_end_run(task, seq_len, extra, tmp_path, cli):
 
 @pytest.mark.parametrize("task, preset, length", [("selective-copy", "mamba", 4096 + 32), ("mqar", "zoology", 64)])
 def test_presets_resolve_and_build(registry, task, preset, length):
-    from harness.run import resolve_config
+    from harness.run.config import resolve_config
     spec = registry.task(task)
     cfg = resolve_config(spec, ["lstm"], preset=preset)
     built = spec.build(cfg.seq_len, 2, 0, cfg.task_options)

@@ -11,14 +11,14 @@ from torch import nn
 
 from cells.lstm import TorchLSTM
 from cells.numpy_lstm import NumpyLSTM, NumpyLSTMFunction, kernel, threads
-from cells.numpy_lstm.pool import POOL, ArrayPool
+from cells.numpy_lstm.pool import ArrayPool, POOL
 from harness.cli import main as cli_main
-from harness.gradflow import state_gradient_norms
-from harness.model import TaskModel
-from harness.results import RunWriter
-from harness.run import resolve_config
-from harness.runner import Runner
-from harness.testing import check_cell
+from harness.measurements.gradflow import state_gradient_norms
+from harness.plugins.model import TaskModel
+from harness.plugins.testing import check_cell
+from harness.reports.results import RunWriter
+from harness.run.config import resolve_config
+from harness.run.runner import Runner
 from tasks import adding
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -308,7 +308,7 @@ def test_dropout_between_layers_only_when_training():
 
 
 def _runner_rows(tmp_path, task, cells, **overrides):
-    from harness.registry import load_registry
+    from harness.plugins.registry import load_registry
     registry = load_registry()
     settings = dict(steps=3, seq_len=6, batch_size=4, hidden_size=6, lr=1e-2, dtype="float64", log_every=1)
     settings.update(overrides)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import plots
 from harness.cli import main
-from harness.results import read_run
+from harness.reports import plots
+from harness.reports.results import read_run
 
 TINY = ["--seq-len", "3", "--hidden-size", "8", "--batch-size", "8", "--task-opt", "eval_size=32", "--no-progress"]
 
@@ -224,7 +224,7 @@ def test_no_plots_and_a_plotting_failure_never_lose_the_run(tmp_path, cli, monke
     def broken(folder, *a, **k):
         raise RuntimeError("no fonts here\nsecond line")
 
-    monkeypatch.setattr("harness.report.render", broken)
+    monkeypatch.setattr("harness.reports.report.render", broken)
     code, out, err = cli("run", *args, "--out", tmp_path / "loud")
     assert code == 0 and (tmp_path / "loud" / "summary.csv").exists()
     warning = [line for line in err.splitlines() if "figures not made" in line]

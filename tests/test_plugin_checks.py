@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 
 from harness import CellSpec, hookimpl
-from harness.registry import load_registry
+from harness.plugins.registry import load_registry
 from fake_cells import HandRNN
 
 

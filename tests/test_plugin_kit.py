@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness import CellSpec
-from harness import testing as kit
+from harness.plugins import testing as kit
 
 from fake_cells import HandRNN  # a correct tanh RNN; each broken cell below changes one thing
 

@@ -27,13 +27,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.registry import load_registry
+from harness.plugins.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
 IMPOSTOR = '''
-from harness import CellSpec, hookimpl
 from cells.rnn import VanillaRNN
+from harness import CellSpec, hookimpl
 
 @hookimpl
 def register_cells(register):
@@ -43,8 +43,8 @@ def register_cells(register):
 '''
 
 AAA = '''
-from harness import CellSpec, hookimpl
 from cells.rnn import VanillaRNN
+from harness import CellSpec, hookimpl
 
 @hookimpl
 def register_cells(register):
@@ -136,7 +136,7 @@ def test_run_trains_the_builtin_and_records_who_supplied_each_cell(site, tmp_pat
 def test_precedence_does_not_depend_on_discovery_order(site, monkeypatch, order):
     prepend(monkeypatch, site)
     real = metadata.entry_points
-    monkeypatch.setattr("harness.registry._entry_points", lambda: order(real(group="harness")))
+    monkeypatch.setattr("harness.plugins.registry._entry_points", lambda: order(real(group="harness")))
     reg = load_registry()
     assert reg.cells["lstm"].source.own and reg.cells["lstm"].source.package == "rnn-harness"
     assert reg.cells["twin"].source.package == "harness-aaa"

@@ -3,7 +3,7 @@
 import textwrap
 from importlib import metadata
 
-from harness.registry import load_registry
+from harness.plugins.registry import load_registry
 from fake_cells import OutsiderPlugin, RaisingHookPlugin
 
 
@@ -17,8 +17,8 @@ def test_builtins_register_through_entry_points():
 
 def test_a_cell_from_an_outside_entry_point_is_listed_and_runs(tmp_path, monkeypatch, cli):
     (tmp_path / "outside_plugin.py").write_text(textwrap.dedent('''
-        from harness import CellSpec, hookimpl
         from cells.rnn import VanillaRNN
+        from harness import CellSpec, hookimpl
 
         @hookimpl
         def register_cells(register):
@@ -27,7 +27,7 @@ def test_a_cell_from_an_outside_entry_point_is_listed_and_runs(tmp_path, monkeyp
     monkeypatch.syspath_prepend(str(tmp_path))
     real = metadata.entry_points
     fake = metadata.EntryPoint("outside", "outside_plugin", "harness")
-    monkeypatch.setattr("harness.registry._entry_points", lambda: [*real(group="harness"), fake])
+    monkeypatch.setattr("harness.plugins.registry._entry_points", lambda: [*real(group="harness"), fake])
     code, out, _ = cli("list")
     assert code == 0 and "outside" in out and "an RNN from outside the core" in out
     code, out, err = cli("run", "--cells", "outside", "--task", "adding", "--steps", "3", "--seq-len", "4",
@@ -39,7 +39,7 @@ def test_a_cell_from_an_outside_entry_point_is_listed_and_runs(tmp_path, monkeyp
 def test_a_plugin_that_fails_to_import_is_one_line_and_skipped(monkeypatch, cli):
     real = metadata.entry_points
     broken = metadata.EntryPoint("broken", "no_such_module_anywhere", "harness")
-    monkeypatch.setattr("harness.registry._entry_points", lambda: [broken, *real(group="harness")])
+    monkeypatch.setattr("harness.plugins.registry._entry_points", lambda: [broken, *real(group="harness")])
     code, out, err = cli("list")
     assert code == 0 and "lstm" in out
     lines = [l for l in err.splitlines() if "broken" in l]
@@ -55,8 +55,8 @@ def test_in_process_plugins_and_hooks_that_raise(plugins):
 
 
 def test_duplicate_names_are_refused_not_overwritten(plugins):
-    from harness import CellSpec, hookimpl
     from cells.rnn import VanillaRNN
+    from harness import CellSpec, hookimpl
 
     class Impostor:
         @hookimpl

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import pytest
 
-from harness.regression import Thresholds, compare_folders, parse_fraction
+from harness.reports.regression import Thresholds, compare_folders, parse_fraction
 
 
 def run_folder(path, rows):

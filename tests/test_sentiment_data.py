@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 from tasks.sentiment import data
 from tasks.sentiment.text import tokenize
 

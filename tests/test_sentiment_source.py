@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 from tasks import sentiment
 
 SMALL = {"val_fraction": 0.1, "test_fraction": 0.1}

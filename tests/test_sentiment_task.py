@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from cells.lstm import TorchLSTM
-from harness.contract import CellSpec, resolve_task_options
-from harness.errors import HarnessError
-from harness.model import Stacked, TaskModel, build_cell
+from harness.contract.cells import CellSpec
+from harness.contract.errors import HarnessError
+from harness.contract.tasks import resolve_task_options
+from harness.plugins.model import Stacked, TaskModel, build_cell
 from tasks import sentiment
 from tasks.sentiment import synthetic
 from tasks.sentiment.gates import gate_table

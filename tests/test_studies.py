@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from harness.commands.sweep import build
-from harness.model import build_cell
-from harness.run import resolve_config
-from harness.runner import make_task
+from harness.plugins.model import build_cell
+from harness.run.config import resolve_config
+from harness.run.runner import make_task
 from harness.sweep.files import load
 from harness.sweep.grid import expand
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from fake_cells import CountingPlugin
-from harness.errors import HarnessError
-from harness.registry import load_registry
-from harness.run import task_defaults
+from harness.contract.errors import HarnessError
+from harness.plugins.registry import load_registry
+from harness.run.config import task_defaults
 from harness.sweep.files import SweepRequest, load
 
 FULL = """

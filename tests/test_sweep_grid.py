@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 from harness.sweep.grid import SweepSpec, expand, parse_seeds, unit_id
 from fake_cells import CountingExecutor, CountingPlugin, MisbehavingPlugin
 

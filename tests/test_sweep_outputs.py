@@ -8,7 +8,7 @@ import pytest
 
 from fake_cells import CountingPlugin
 from harness.cli import main
-from harness.registry import add_plugin, remove_plugin
+from harness.plugins.registry import add_plugin, remove_plugin
 from harness.sweep import plots
 from harness.sweep.folder import read_sweep
 
@@ -96,7 +96,7 @@ def test_the_printed_verdict_names_every_cell(plugins, cli, tmp_path):
 
 
 def test_the_gradient_curves_read_back_from_the_units_give_each_unit_s_own_decay(sweep, sweep_folder):
-    from harness.gradflow import summarise_curve
+    from harness.measurements.gradflow import summarise_curve
     from harness.sweep.curves import decay_table, read_curves
 
     curves = read_curves(sweep)

@@ -28,7 +28,7 @@ from torch import nn
 from cells.triton_lstm import SPEC, Tiles, TritonLSTM, aot, function, precision, runtime
 from cells.triton_lstm.naive import naive_backward, naive_forward
 from harness.cli import main as harness_main
-from harness.testing import check_declared_support, check_determinism, check_shapes_and_state
+from harness.plugins.testing import check_declared_support, check_determinism, check_shapes_and_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STREAM16 = Tiles(block_b=16, block_h=16, block_k=16, resident=False)  # forces several hidden tiles at small H
@@ -238,7 +238,7 @@ def test_bad_input_gets_a_clear_error():
 
 
 def test_import_does_not_import_triton():
-    code = ("import sys, cells.triton_lstm; from harness.registry import load_registry; "
+    code = ("import sys, cells.triton_lstm; from harness.plugins.registry import load_registry; "
             "r = load_registry(); assert 'triton-lstm' in r.cells; print('triton' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k not in (runtime.SWITCH, "TRITON_INTERPRET")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from harness.summary import ratio_text, verdicts
+from harness.reports.summary import ratio_text, verdicts
 
 BASELINE = 2.0
 

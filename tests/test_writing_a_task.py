@@ -28,7 +28,7 @@ def example(tmp_path, plugins):
 
 
 def test_the_example_task_trains_and_its_option_default_comes_from_the_declaration(example, registry, cli, tmp_path):
-    from harness.registry import load_registry
+    from harness.plugins.registry import load_registry
 
     task = load_registry().task("first-symbol").build(10, 4, 0)
     assert task.n_symbols == 4 and task.baseline == pytest.approx(math.log(4))

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.bench import BENCH_COLUMNS, DEFAULT_SHAPES, FAILED_STATUSES, bench_cell, parse_shapes, reference_for
 from harness.commands.options import bounded_int
-from harness.run import DTYPES, prepare_cpu, resolve_device
-from harness.environment import describe
-from harness.errors import HarnessError
-from harness.registry import load_registry
-from harness.results import RunWriter
+from harness.contract.errors import HarnessError
+from harness.measurements.bench import (BENCH_COLUMNS, DEFAULT_SHAPES, FAILED_STATUSES, bench_cell, parse_shapes,
+                                        reference_for)
+from harness.measurements.environment import describe, prepare_cpu
+from harness.plugins.registry import load_registry
+from harness.reports.results import RunWriter
+from harness.run.config import DTYPES, resolve_device
 
 HELP = "time forward and forward+backward passes of cells"
 

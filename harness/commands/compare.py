@@ -42,11 +42,11 @@ import sys
 import time
 from pathlib import Path
 
-from harness.compare import DISPLAY_FORMATS, compare_runs, display_table
-from harness.errors import HarnessError
-from harness.regression import Thresholds, compare_folders, parse_fraction, regression_lines, table_text
-from harness.report import markdown_table
-from harness.results import read_run
+from harness.contract.errors import HarnessError
+from harness.reports.compare import DISPLAY_FORMATS, compare_runs, display_table
+from harness.reports.regression import Thresholds, compare_folders, parse_fraction, regression_lines, table_text
+from harness.reports.report import markdown_table
+from harness.reports.results import read_run
 
 HELP = "one table across run folders; with --fail-slower/--fail-worse, a regression gate NEW vs BASE"
 
@@ -156,7 +156,7 @@ def table_mode(args) -> int:
 def sweep_table_mode(args) -> int:
     """One table across sweep folders: each (cell, setting) with its means, intervals and the paired comparison
     with each sweep's own reference cell (which ``--reference`` cannot change: it is computed seed by seed)."""
-    from harness.compare import SWEEP_FORMATS, compare_sweeps
+    from harness.sweep.compare import SWEEP_FORMATS, compare_sweeps
 
     if args.reference:
         raise HarnessError("--reference does not apply to sweeps: each pairs its cells with the reference it was run "

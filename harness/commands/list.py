@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 
-from harness.registry import load_registry
+from harness.plugins.registry import load_registry
 
 HELP = "list the installed cells, tasks, sweep executors and plugins"
 

@@ -6,8 +6,8 @@ import argparse
 import math
 from typing import Callable
 
-from harness.errors import HarnessError
-from harness.run import RUN_OPTIONS, RunOption
+from harness.contract.errors import HarnessError
+from harness.run.config import RUN_OPTIONS, RunOption
 
 
 def bounded_int(lo: int, hi: int) -> Callable[[str], int]:
@@ -52,7 +52,7 @@ def option_type(option: RunOption) -> Callable[[str], object]:
 def add_run_options(p: argparse.ArgumentParser, names: tuple[str, ...] | None = None,
                     type_for: Callable[[RunOption], Callable[[str], object]] = option_type,
                     help_suffix: str = "") -> None:
-    """One ``--flag`` per run option (``harness.run.RUN_OPTIONS``); unset ones stay ``None``, so the task's
+    """One ``--flag`` per run option (``harness.run.config.RUN_OPTIONS``); unset ones stay ``None``, so the task's
     defaults and presets apply."""
     for option in RUN_OPTIONS:
         if names is not None and option.name not in names:

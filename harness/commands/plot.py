@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 HELP = "draw figures and a report for one or more run folders"
 
 
 def _formats(text: str) -> tuple[str, ...]:
-    from harness.plots import parse_formats
+    from harness.reports.plots import parse_formats
     try:
         return parse_formats(text)
     except ValueError as exc:
@@ -55,8 +55,8 @@ def destinations(runs: list[Path], out: Path | None) -> list[Path]:
 
 
 def main(args) -> int:
-    from harness.report import render
-    from harness.results import read_run
+    from harness.reports.report import render
+    from harness.reports.results import read_run
     from harness.sweep import plots as sweep_plots
     from harness.sweep.folder import is_sweep
 

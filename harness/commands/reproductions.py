@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 HELP = "build docs/reproductions.md from the studies' sweep folders"
 

@@ -21,10 +21,11 @@ import sys
 from pathlib import Path
 
 from harness.commands.options import add_run_options, given_settings, parse_pairs
-from harness.errors import HarnessError
-from harness.registry import load_registry
-from harness.run import RunInterrupted, resolve_config, execute
-from harness.summary import closing_lines, summary_table, verdicts
+from harness.contract.errors import HarnessError
+from harness.plugins.registry import load_registry
+from harness.reports.summary import closing_lines, summary_table, verdicts
+from harness.run.config import resolve_config
+from harness.run.execute import RunInterrupted, execute
 
 HELP = "train cells on a task and compare them"
 
@@ -76,7 +77,7 @@ def main(args) -> int:
         print(f"\ninterrupted: the finished tables are kept in {stop.folder}", file=sys.stderr)
         return 130
 
-    from harness.results import read_run
+    from harness.reports.results import read_run
     tables = read_run(result.folder)
     summary = tables["summary"]
     task = result.task

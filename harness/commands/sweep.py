@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 from harness.commands.options import add_run_options, parse_pairs
-from harness.errors import HarnessError, one_line
-from harness.executors.base import ExecutorSettings
-from harness.registry import load_registry
-from harness.run import RUN_OPTIONS, RunOption
+from harness.contract.errors import HarnessError, one_line
+from harness.contract.executors import ExecutorSettings
+from harness.plugins.registry import load_registry
+from harness.run.config import RUN_OPTIONS, RunOption
 from harness.sweep.engine import SweepInterrupted, run_sweep, threads_per_unit, usable_cores
 from harness.sweep.files import SweepRequest, load
 from harness.sweep.grid import HorizonRule, SweepSpec, parse_seeds, parse_values

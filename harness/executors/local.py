@@ -29,29 +29,27 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Sequence
 
-from harness import hookimpl
-from harness.executors.base import ExecutorSettings, ExecutorSpec
-from harness.sweep.grid import Unit
-from harness.sweep.unit import UnitResult, read_result
+from harness.contract.executors import ExecutorSettings, ExecutorSpec, Unit, UnitResult
+from harness.contract.hookspecs import hookimpl
 
 INTERRUPTED_EXIT = 130
 """A unit's process exits with this status when it was interrupted (its tables are kept, its result is not)."""
 GRACE_S = 60.0
 """How long a unit gets to write its tables after Ctrl-C before it is killed."""
-_PRELOAD = ["harness.sweep.unit", "harness.run", "torch._dynamo"]
-"""Imported once by the forkserver, so that no unit pays for them: torch, the harness, and ``torch._dynamo``, which
-torch's optimisers import on first use and which costs about as much as torch itself."""
+PRELOAD_ALSO = ["torch._dynamo"]
+"""Imported once by the forkserver besides ``work``'s module (and so torch and the harness), so that no unit pays
+for them: ``torch._dynamo`` is what torch's optimisers import on first use, and costs about as much as torch."""
 
 
-def _child(unit: Unit) -> None:
+def _child(work: Callable[[Unit], UnitResult], unit: Unit, conn) -> None:
     """The unit's process: its own process group (the terminal's Ctrl-C goes to the sweep, which forwards it)."""
     os.setpgid(0, 0)
     # The sweep stops a unit with SIGINT. A sweep started in the background ('... &') has SIGINT ignored, and
     # the unit would inherit that and run on; so the unit always takes SIGINT as Ctrl-C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from harness.sweep.unit import run_unit
-
-    result = run_unit(unit)
+    result = work(unit)
+    conn.send(result)
+    conn.close()
     sys.exit(INTERRUPTED_EXIT if result.status == "interrupted" else 0)
 
 
@@ -70,32 +68,39 @@ class LocalExecutor:
     def __init__(self, settings: ExecutorSettings):
         self.jobs = max(1, settings.jobs)
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(_PRELOAD)
         self._live: dict[str, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
-    def _one(self, unit: Unit) -> UnitResult:
+    def _one(self, work: Callable[[Unit], UnitResult], unit: Unit) -> UnitResult:
         if self._stopping.is_set():
             return UnitResult(unit.id, "interrupted", "not started")
-        process = self.context.Process(target=_child, args=(unit,), name=f"harness-unit-{unit.id}")
+        receive, send = self.context.Pipe(duplex=False)
+        process = self.context.Process(target=_child, args=(work, unit, send), name=f"harness-unit-{unit.id}")
         process.start()
+        send.close()  # the child holds the only writer now: a dead child reads as end-of-file, not a hang
         with self._lock:
             self._live[unit.id] = process
+        try:
+            result = receive.recv()
+        except (EOFError, OSError):
+            result = None
+        receive.close()
         process.join()
         with self._lock:
             self._live.pop(unit.id, None)
         if process.exitcode == INTERRUPTED_EXIT or (self._stopping.is_set() and process.exitcode != 0):
             return UnitResult(unit.id, "interrupted", "interrupted by the user (Ctrl-C)")
-        result = read_result(unit.folder)
         if result is None or process.exitcode != 0:
             return UnitResult(unit.id, "failed", death_reason(process.exitcode), pid=process.pid or 0)
         return result
 
-    def run(self, units: Sequence[Unit], done: Callable[[UnitResult], None]) -> None:
+    def run(self, units: Sequence[Unit], work: Callable[[Unit], UnitResult],
+            done: Callable[[UnitResult], None]) -> None:
+        self.context.set_forkserver_preload([work.__module__, *PRELOAD_ALSO])
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="harness-unit")
         try:
-            futures = [pool.submit(self._one, unit) for unit in units]
+            futures = [pool.submit(self._one, work, unit) for unit in units]
             for future in as_completed(futures):
                 done(future.result())
         except KeyboardInterrupt:

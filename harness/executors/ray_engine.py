@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from harness import hookimpl
-from harness.errors import one_line
-from harness.executors.base import ExecutorSettings, ExecutorSpec
-from harness.sweep.grid import Unit
-from harness.sweep.unit import UnitResult, run_unit
+from harness.contract.errors import one_line
+from harness.contract.executors import ExecutorSettings, ExecutorSpec, Unit, UnitResult
+from harness.contract.hookspecs import hookimpl
 
 INSTALL = "pip install 'rnn-harness[ray]'"
 CANCEL_WAIT_S = 60.0
@@ -47,12 +45,13 @@ class RayExecutor:
             ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
         return True
 
-    def run(self, units: Sequence[Unit], done: Callable[[UnitResult], None]) -> None:
+    def run(self, units: Sequence[Unit], work: Callable[[Unit], UnitResult],
+            done: Callable[[UnitResult], None]) -> None:
         import ray
 
         started = self._connect()
         try:
-            task = ray.remote(run_unit).options(num_cpus=self.settings.threads_per_unit,
+            task = ray.remote(work).options(num_cpus=self.settings.threads_per_unit,
                                                 num_gpus=self.settings.gpus_per_unit, max_retries=0)
             refs = {task.remote(unit): unit for unit in units}
             pending = list(refs)

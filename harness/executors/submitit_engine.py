@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness import hookimpl
-from harness.errors import one_line
-from harness.executors.base import ExecutorSettings, ExecutorSpec
-from harness.sweep.grid import Unit
-from harness.sweep.unit import UnitResult, run_unit
+from harness.contract.errors import one_line
+from harness.contract.executors import ExecutorSettings, ExecutorSpec, Unit, UnitResult
+from harness.contract.hookspecs import hookimpl
 
 INSTALL = "pip install 'rnn-harness[submitit]'"
 POLL_S = 0.5
@@ -61,7 +59,8 @@ class SubmititExecutor:
         executor.update_parameters(**parameters)
         return executor
 
-    def run(self, units: Sequence[Unit], done: Callable[[UnitResult], None]) -> None:
+    def run(self, units: Sequence[Unit], work: Callable[[Unit], UnitResult],
+            done: Callable[[UnitResult], None]) -> None:
         executor = self.executor()
         local = executor.cluster != "slurm"
         batch = self.settings.jobs if local else len(units)
@@ -69,7 +68,7 @@ class SubmititExecutor:
         try:
             for start in range(0, len(units), batch):
                 chunk = list(units[start:start + batch])
-                pending = list(zip(executor.map_array(run_unit, chunk), chunk))
+                pending = list(zip(executor.map_array(work, chunk), chunk))
                 while pending:
                     still = []
                     for job, unit in pending:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.gradflow import summarise_curve
+from harness.measurements.gradflow import summarise_curve
 from harness.sweep.stats import bootstrap_mean
 
 CURVE_COLUMNS = ["cell", "seq_len", "seed", "step", "t", "norm"]
@@ -40,7 +40,7 @@ def read_curves(sweep: dict[str, Any], state: str = "h") -> pd.DataFrame:
 
 
 def decay_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """Decay per step of each curve (:func:`harness.gradflow.summarise_curve`), then its mean and 95% interval
+    """Decay per step of each curve (:func:`harness.measurements.gradflow.summarise_curve`), then its mean and 95% interval
     over seeds -> one row per (cell, other settings, seq_len, training step): ``decay``, ``lo``, ``hi``, ``seeds``."""
     keys = [c for c in curves.columns if c not in ("seed", "t", "norm", "step")]
     per_seed = (curves.sort_values("t").groupby([*keys, "step", "seed"], sort=False)["norm"]

@@ -17,12 +17,12 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from harness.errors import HarnessError
-from harness.executors.base import ExecutorSettings, ExecutorSpec
-from harness.registry import Registry
+from harness.contract.errors import HarnessError
+from harness.contract.executors import ExecutorSettings, ExecutorSpec, UnitResult
+from harness.plugins.registry import Registry
 from harness.sweep.folder import SweepFolder
 from harness.sweep.grid import SweepSpec, Unit, expand
-from harness.sweep.unit import FINISHED, RETRYABLE, UnitResult
+from harness.sweep.unit import FINISHED, RETRYABLE, run_unit, write_result
 
 
 def usable_cores() -> int:
@@ -119,7 +119,7 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
         if unit is None:
             return
         if result.status != "interrupted":
-            result.write(unit.folder)   # also for a unit whose process died before it could write its own
+            write_result(result, unit.folder)   # also for a unit whose process died before it could write its own
             folder.record(unit.id, vars(result))
             outcome.results.append(result)
         if result.status in RETRYABLE:
@@ -129,7 +129,7 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
 
     start = time.time()
     try:
-        executor.factory(settings).run(todo, done)
+        executor.factory(settings).run(todo, run_unit, done)
     except KeyboardInterrupt:
         bar.close()
         _finish(folder, start, interrupted=True)

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.run import OPTIONS_BY_NAME
+from harness.contract.errors import HarnessError
+from harness.run.config import OPTIONS_BY_NAME
 from harness.sweep.grid import HorizonRule
 
 if sys.version_info >= (3, 11):

@@ -26,12 +26,12 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from harness.columns import SUMMARY_NAMES
-from harness.errors import HarnessError
-from harness.results import HAVE_PARQUET
-from harness.run import OPTIONS_BY_NAME
+from harness.contract.errors import HarnessError
+from harness.reports.columns import SUMMARY_NAMES
+from harness.reports.results import HAVE_PARQUET
+from harness.run.config import OPTIONS_BY_NAME
 from harness.sweep.aggregate import sweep_summary
-from harness.sweep.grid import NOT_IDENTITY, HorizonRule, SweepSpec, Unit
+from harness.sweep.grid import HorizonRule, NOT_IDENTITY, SweepSpec, Unit
 from harness.sweep.horizon import horizons
 from harness.sweep.unit import read_result
 

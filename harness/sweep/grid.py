@@ -3,7 +3,7 @@
 A sweep is one task, some cells, lists of values for any run settings and
 task options, and seeds. The grid is the product of those lists and the
 seeds; each point of it for one cell is a **unit**, one call of the core run
-function (:func:`harness.run.execute`) whose folder holds exactly what
+function (:func:`harness.run.execute.execute`) whose folder holds exactly what
 ``harness run`` writes.
 
 A unit's identity is a hash of its fully resolved settings (everything in
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness.columns import BEAT_MARGIN
-from harness.errors import HarnessError
-from harness.registry import Registry
-from harness.run import OPTIONS_BY_NAME, RUN_OPTIONS, RunConfig, resolve_config
+from harness.contract.errors import HarnessError
+from harness.plugins.registry import Registry
+from harness.reports.columns import BEAT_MARGIN
+from harness.run.config import OPTIONS_BY_NAME, RUN_OPTIONS, RunConfig, resolve_config
 
 NOT_IDENTITY = ("threads", "log_every")
 """Settings that do not make a unit another unit: the thread count is the executor's (recorded per unit: see
@@ -52,7 +52,7 @@ class SweepSpec:
     cells: list[str]
     seeds: list[int]
     settings: dict[str, list[Any]] = field(default_factory=dict)
-    """Run settings (``harness.run.RUN_OPTIONS`` names) -> values."""
+    """Run settings (``harness.run.config.RUN_OPTIONS`` names) -> values."""
     task_options: dict[str, list[Any]] = field(default_factory=dict)
     """Task options -> values (checked against the task's declarations when units are resolved)."""
     cell_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -114,7 +114,7 @@ class Unit:
     point: Mapping[str, Any]
     """The swept values, by name."""
     config: Mapping[str, Any]
-    """The resolved :class:`~harness.run.RunConfig`, as a dict."""
+    """The resolved :class:`~harness.run.config.RunConfig`, as a dict."""
     plugins: Mapping[str, Any] = field(default_factory=dict)
     """``{"only": [...] or None, "disable": [...]}``: which plugin entry points the worker loads."""
 

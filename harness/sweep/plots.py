@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from harness.plots import _figure, cell_color, save_figures
-from harness.report import _relative, markdown_table
+from harness.reports.plots import _figure, cell_color, save_figures
+from harness.reports.report import _relative, markdown_table
 from harness.sweep.folder import read_sweep
 
 FIGURE_TEXT = {
@@ -138,7 +138,7 @@ def throughput(sweep: dict[str, Any]) -> Figure:
 
 def gradient_curves(sweep: dict[str, Any]) -> Figure | None:
     """||dL/dh_t|| against t at the longest swept T, at initialisation and after training; None without curves."""
-    from harness.gradflow import MEASURABLE
+    from harness.measurements.gradflow import MEASURABLE
     from harness.sweep.curves import read_curves
 
     curves = read_curves(sweep)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report import markdown_table
+from harness.reports.report import markdown_table
 from harness.sweep.files import CLAIM_KINDS, SweepRequest, load
 from harness.sweep.folder import is_sweep, read_sweep
 

@@ -2,7 +2,7 @@
 
 :func:`run_unit` is what every executor calls, in whatever process it chose
 (a fresh local process, a Ray worker, a Slurm job). It loads the plugins,
-calls the core run function (:func:`harness.run.execute`) for the unit's one
+calls the core run function (:func:`harness.run.execute.execute`) for the unit's one
 cell, and returns a :class:`UnitResult`; it never raises for a problem of the
 run itself, which becomes the result's status. It writes ``result.json``
 beside the run's tables, so the sweep knows what finished even if its own
@@ -15,11 +15,15 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.errors import one_line
+from harness.contract.errors import one_line
+from harness.contract.executors import UnitResult
+from harness.plugins.registry import load_registry
+from harness.run.config import RunConfig
+from harness.run.execute import RunInterrupted, execute
 from harness.sweep.grid import Unit
 
 FINISHED = ("ok", "diverged")
@@ -30,26 +34,13 @@ RESULT_FILE = "result.json"
 STARTED_FILE = "started.json"
 
 
-@dataclass
-class UnitResult:
-    """What one unit gave: the cell's status and its summary row (``harness.columns.SUMMARY``)."""
-
-    id: str
-    status: str
-    """The run's status for the cell (ok, diverged, failed, skipped, interrupted), or failed when the unit's process
-    died or the run could not start."""
-    reason: str = ""
-    row: dict[str, Any] = field(default_factory=dict)
-    host: str = ""
-    pid: int = 0
-    wall_s: float = 0.0
-
-    def write(self, folder: Path | str) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / (RESULT_FILE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, default=_plain) + "\n")
-        tmp.replace(folder / RESULT_FILE)
+def write_result(result: UnitResult, folder: Path | str) -> None:
+    """``result.json`` in ``folder``, whole or absent (written through a temporary file)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(result), indent=2, default=_plain) + "\n")
+    tmp.replace(folder / RESULT_FILE)
 
 
 def _plain(value: Any) -> Any:
@@ -82,8 +73,6 @@ def read_result(folder: Path | str) -> UnitResult | None:
 
 def run_unit(unit: Unit) -> UnitResult:
     """Execute ``unit`` in this process and write its ``result.json``; see the module docstring."""
-    from harness.run import RunConfig, RunInterrupted, execute
-
     start = time.perf_counter()
     result = UnitResult(unit.id, "failed", host=socket.gethostname(), pid=os.getpid())
     folder = Path(unit.folder)
@@ -105,12 +94,10 @@ def run_unit(unit: Unit) -> UnitResult:
         result.reason = one_line(exc)
     result.wall_s = time.perf_counter() - start
     if result.status != "interrupted":
-        result.write(folder)  # an interrupted unit stays unfinished on disk, so a re-run repeats it
+        write_result(result, folder)  # an interrupted unit stays unfinished on disk, so a re-run repeats it
     return result
 
 
 def _registry(unit: Unit):
-    from harness.registry import load_registry
-
     only = unit.plugins.get("only")
     return load_registry(only=only, disable=unit.plugins.get("disable") or ())

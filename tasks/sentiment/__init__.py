@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
-from harness import seeding
-from harness.errors import HarnessError
+from harness.contract import seeding
+from harness.contract.errors import HarnessError
 from tasks.sentiment import data, synthetic
 from tasks.sentiment.gates import gate_table
 from tasks.sentiment.text import PAD_ID, UNK_ID, Vocabulary, encode, tokenize

@@ -3,7 +3,7 @@
 Every loader returns ``(text, label)`` pairs, ``label`` 1 for positive and 0
 for negative, in a fixed order (sorted file names, file line order), so that
 the seed alone decides the split. Missing or malformed data raises
-:class:`~harness.errors.HarnessError` with a message that says how to fix it.
+:class:`~harness.contract.errors.HarnessError` with a message that says how to fix it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from harness import seeding
-from harness.errors import HarnessError
+from harness.contract import seeding
+from harness.contract.errors import HarnessError
 from tasks.datasets import cache_dir, check_file, download, fetch  # noqa: F401  (fetch: tests replace it here)
 
 Example = tuple[str, int]

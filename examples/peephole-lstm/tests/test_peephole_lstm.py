@@ -2,7 +2,7 @@
 
 import torch
 
-from harness.testing import check_cell
+from harness.plugins.testing import check_cell
 
 import peephole_lstm
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from harness.contract import CellSpec
-from harness.model import CellContractError, build_cell, check_step_output
+from harness.contract.cells import CellSpec
+from harness.plugins.model import CellContractError, build_cell, check_step_output
 
 TOLERANCE: dict[torch.dtype, float] = {
     torch.float64: 1e-9,

@@ -16,29 +16,22 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from harness import seeding
-from harness.columns import BEAT_MARGIN, SUMMARY_NAMES
-from harness.contract import Batch, CellSpec, Task, TaskSpec
-from harness.errors import HarnessError, one_line
-from harness.gradflow import state_gradient_norms, summarise_curve
-from harness.model import TaskModel, build_cell, verify_cell
-from harness.results import RunWriter
-from harness.throughput import StepTimer
-
-if TYPE_CHECKING:
-    from harness.run import RunConfig
-
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "rmsprop": torch.optim.RMSprop,
-    "sgd": torch.optim.SGD,
-}
+from harness.contract import seeding
+from harness.contract.cells import CellSpec
+from harness.contract.errors import HarnessError, one_line
+from harness.contract.tasks import Batch, Task, TaskSpec
+from harness.measurements.gradflow import state_gradient_norms, summarise_curve
+from harness.measurements.throughput import StepTimer
+from harness.plugins.model import TaskModel, build_cell, verify_cell
+from harness.reports.columns import BEAT_MARGIN, SUMMARY_NAMES
+from harness.reports.results import RunWriter
+from harness.run.config import OPTIMIZERS, RunConfig
 
 
 class Diverged(Exception):
@@ -113,7 +106,7 @@ class Runner:
         return rows
 
     def base_row(self, spec: CellSpec) -> dict[str, Any]:
-        """A summary row (columns: ``harness.columns.SUMMARY``) before training: no numbers yet."""
+        """A summary row (columns: ``harness.reports.columns.SUMMARY``) before training: no numbers yet."""
         source = self.provenance.get(spec.name, {})
         row: dict[str, Any] = dict.fromkeys(SUMMARY_NAMES, math.nan)
         row.update(cell=spec.name, task=self.task_spec.name, seed=self.cfg.seed, seq_len=self.cfg.seq_len, steps=0,

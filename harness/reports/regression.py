@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from harness.contract import CellSpec, State, TaskHead
+from harness.contract.cells import CellSpec, State
+from harness.contract.tasks import TaskHead
 
 
 class CellContractError(RuntimeError):

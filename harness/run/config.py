@@ -1,12 +1,7 @@
-"""A run, defined once: one task, some cells, one seed, one set of settings -> one run folder.
+"""The settings of a run, declared once: every option's type, default, bounds and help (:data:`RUN_OPTIONS`),
+and their resolution into a :class:`RunConfig` (:func:`resolve_config`).
 
-Everything that starts a run goes through here: ``harness run`` on the command
-line, each unit of ``harness sweep`` and a notebook::
-
-    from harness.run import run
-    result = run("copy", ["lstm", "rnn"], steps=500)      # -> RunResult(folder, config, rows, ...)
-
-Settings are resolved in one place (:func:`resolve_config`), in rising priority:
+Settings are resolved in one place, in rising priority:
 
 1. the global defaults declared in :data:`RUN_OPTIONS`;
 2. the task's ``TaskSpec.defaults`` (only where it departs from them);
@@ -14,25 +9,24 @@ Settings are resolved in one place (:func:`resolve_config`), in rising priority:
 4. the values given by the caller.
 
 Task options come from their ``TaskOption`` declarations, then the preset,
-then the caller, and are checked once, here. :func:`execute` then trains the
-cells and writes the folder: ``config.json``, ``environment.json``, the tables
-and (unless told not to) the figures and ``report.md``.
+then the caller, and are checked once, here.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from harness.contract import CellSpec, Task, TaskOption, TaskSpec, resolve_task_options
-from harness.errors import HarnessError, one_line
-from harness.registry import Registry, load_registry
-from harness.results import RunWriter, default_run_folder
-from harness.runner import OPTIMIZERS, Runner, make_task
+from harness.contract.errors import HarnessError
+from harness.contract.tasks import TaskOption, TaskSpec, resolve_task_options
 
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "rmsprop": torch.optim.RMSprop,
+    "sgd": torch.optim.SGD,
+}
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -188,118 +182,3 @@ def resolve_config(task_spec: TaskSpec, cells: Sequence[str], *, preset: str | N
                      dtype=values["dtype"], threads=values["threads"],
                      log_every=values["log_every"] or max(1, steps // 30), grad_steps=grad_steps,
                      task_options=options)
-
-
-def prepare_cpu(threads: int | None) -> None:
-    """Prepare the CPU for a run: flush denormals to zero, and set torch's thread count and NumPy's BLAS pool to
-    ``threads`` (both, so CPU comparisons are fair; ``None`` leaves them).
-
-    Flushing: gradients that vanish through time pass through float32's denormal range (below 1.2e-38), where
-    x86 arithmetic is microcoded and about 100x slower. Backward through an LSTM at T = 400 ran 10x slower for
-    it (docs/measurements.md); the numbers lost are ones that float32 cannot hold accurately anyway. The flag
-    is per thread and torch's pool threads copy it when they start, so call this before any other torch work
-    (``execute`` and ``bench`` do; a sweep's unit is a fresh process).
-    """
-    torch.set_flush_denormal(True)
-    if threads is None:
-        return
-    import numpy  # noqa: F401  (load the BLAS so that threadpoolctl can find it)
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)
-
-
-@dataclass
-class RunResult:
-    """What :func:`execute` did: the folder, the settings, the task and one summary row per cell."""
-
-    folder: Path
-    config: RunConfig
-    task: Task
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run; every finished table is on disk in :attr:`folder`."""
-
-    def __init__(self, folder: Path):
-        super().__init__(str(folder))
-        self.folder = folder
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, results_root: Path = Path("results"),
-            progress: bool = True, say: Callable[[str], None] = _quiet, warn: Callable[[str], None] = _quiet,
-            plots: bool = True, live_failures: bool = True) -> RunResult:
-    """Train ``cfg.cells`` on ``cfg.task`` and write the run folder.
-
-    :param out: the folder to create (default ``results_root/<time>-<task>``); a folder holding a run is refused.
-    :param say: receives progress lines (the folder); ``warn`` receives problems: a cell that failed, diverged or
-        was skipped as it happens (unless ``live_failures`` is off, for a caller that reports them itself from
-        the returned rows), and figures that could not be made.
-    :raises RunInterrupted: on Ctrl-C, after the finished tables are written.
-    """
-    task_spec = registry.task(cfg.task)
-    specs: list[CellSpec] = [registry.cell(name) for name in cfg.cells]
-    prepare_cpu(cfg.threads)
-    task = make_task(task_spec, cfg)  # before the folder: bad data or options leave nothing behind
-    writer = RunWriter(out if out is not None else default_run_folder(Path(results_root), cfg.task))
-    provenance = {name: registry.provenance(name) for name in cfg.cells}
-    writer.write_json("config.json", {**cfg.to_dict(), "task_config": task.config(), "baseline": task.baseline,
-                                      "solved_rule": task.solved_rule, "accuracy": task.accuracy_name,
-                                      "loss_unit": task.loss_unit, "cell_sources": provenance,
-                                      "colors": {spec.name: spec.color for spec in specs},
-                                      "task_source": registry.provenance(cfg.task, kind="task")})
-    from harness.environment import describe
-    writer.write_json("environment.json", describe())
-    say(f"run folder: {writer.folder}")
-    runner = Runner(cfg, task_spec, specs, writer, progress=progress, say=say,
-                    warn=warn if live_failures else _quiet, task=task, provenance=provenance)
-    result = RunResult(writer.folder, cfg, task)
-    try:
-        result.rows = runner.run()
-    except KeyboardInterrupt:
-        writer.flush()
-        raise RunInterrupted(writer.folder) from None
-    finally:
-        writer.flush()
-    if plots:
-        _plots(writer.folder, warn)
-    return result
-
-
-def _plots(folder: Path, warn: Callable[[str], None]) -> None:
-    """Figures and report.md; a plotting problem is reported in one line and never costs the run."""
-    try:
-        from harness.report import render
-        render(folder)
-    except Exception as exc:
-        warn(f"figures not made ({one_line(exc)}); the tables are intact, "
-             f"retry with 'harness plot {folder}'")
-
-
-def run(task: str, cells: Sequence[str] | str, *, out: Path | str | None = None, preset: str | None = None,
-        task_options: Mapping[str, Any] | None = None, grad_at: Sequence[int] = (), registry: Registry | None = None,
-        progress: bool = True, plots: bool = True, say: Callable[[str], None] = _quiet,
-        warn: Callable[[str], None] = _quiet, **settings: Any) -> RunResult:
-    """Resolve the settings and execute the run: the one entry point for the CLI, sweep units and notebooks.
-
-    ``settings`` are :data:`RUN_OPTIONS` by name (``steps=500, lr=3e-3, seed=1``). ``cells`` is a list of names
-    or a comma-separated string.
-    """
-    registry = registry if registry is not None else load_registry()
-    names = [c.strip() for c in (cells.split(",") if isinstance(cells, str) else cells) if c.strip()]
-    if not names:
-        raise HarnessError("no cells given; name at least one, e.g. --cells lstm,rnn")
-    task_spec = registry.task(task)
-    for name in names:
-        registry.cell(name)  # an unknown name fails here, in one line, before anything runs
-    cfg = resolve_config(task_spec, names, preset=preset, settings=settings, task_options=task_options,
-                         grad_at=grad_at)
-    return execute(cfg, registry, out=Path(out) if out is not None else None, progress=progress, say=say, warn=warn,
-                   plots=plots)
-

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from harness.contract import Batch, CellSpec, Task
-from harness.model import TaskModel, check_step_output
+from harness.contract.cells import CellSpec
+from harness.contract.tasks import Batch, Task
+from harness.plugins.model import TaskModel, check_step_output
 
 
 def state_gradient_norms(model: TaskModel, spec: CellSpec, task: Task, batch: Batch,

@@ -1,21 +1,39 @@
 """What an executor is: the engine that runs a sweep's units (a local process pool, Ray, Slurm...).
 
 Executors are plugins, registered through the ``register_executors`` hook like
-cells and tasks. An executor never decides *what* runs: it receives units
-(picklable descriptions of one run each), runs each with
-:func:`harness.sweep.unit.run_unit` somewhere, and hands every
-:class:`~harness.sweep.unit.UnitResult` back as soon as it has it. The
-distribution itself (queues, workers, retries of lost machines) is the
-engine's own.
+cells and tasks. An executor never decides *what* runs, and knows nothing of
+the sweep: it receives units (picklable objects with an ``id``, one run each)
+and ``work``, a picklable function that runs one unit in whatever process it
+is called and returns its :class:`UnitResult`. The executor calls ``work(unit)``
+somewhere and hands every result back as soon as it has it. The distribution
+itself (queues, workers, retries of lost machines) is the engine's own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
-if TYPE_CHECKING:
-    from harness.sweep.unit import Unit, UnitResult
+
+class Unit(Protocol):
+    """What an executor may read of a unit: its id (for names and results). The rest is ``work``'s business."""
+
+    id: str
+
+
+@dataclass
+class UnitResult:
+    """What one unit gave: the cell's status and its summary row (``harness.reports.columns.SUMMARY``)."""
+
+    id: str
+    status: str
+    """The run's status for the cell (ok, diverged, failed, skipped, interrupted, timeout), or failed when the unit's
+    process died or the run could not start."""
+    reason: str = ""
+    row: dict[str, Any] = field(default_factory=dict)
+    host: str = ""
+    pid: int = 0
+    wall_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,11 @@ class ExecutorSettings:
 
 
 class Executor(Protocol):
-    def run(self, units: Sequence["Unit"], done: Callable[["UnitResult"], None]) -> None:
-        """Run every unit; call ``done(result)`` in this process as each one finishes, failed ones included.
+    def run(self, units: Sequence[Unit], work: Callable[[Any], UnitResult],
+            done: Callable[[UnitResult], None]) -> None:
+        """Run ``work(unit)`` for every unit; call ``done(result)`` in this process as each one finishes, failed ones
+        included. ``work`` is a module-level function (picklable by reference); it never raises for a problem of
+        the run itself, which it returns as the result's status.
 
         A worker that dies must come back as a result with status ``failed`` and the reason. On Ctrl-C,
         stop starting units, let the engine stop the running ones, and re-raise ``KeyboardInterrupt``.

@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from harness.columns import SHOWN, display
-from harness.results import read_run
-from harness.summary import verdicts
+from harness.reports.columns import SHOWN, display
+from harness.reports.results import read_run
+from harness.reports.summary import verdicts
 
 REPORT_FORMATS = ("md", "html", "none")
 
@@ -62,7 +62,7 @@ def markdown_table(df: pd.DataFrame, formats: dict[str, str] | None = None, defa
 
 
 def summary_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """The shown summary columns (``harness.columns.SUMMARY``), headed for people."""
+    """The shown summary columns (``harness.reports.columns.SUMMARY``), headed for people."""
     keep = [c for c in SHOWN if c.name in summary.columns]
     return summary[[c.name for c in keep]].rename(columns={c.name: c.header for c in keep})
 
@@ -181,7 +181,7 @@ def render(folder: Path, dest: Path | None = None, formats: Sequence[str] = ("pn
     :param report: ``md``, ``html`` or ``none``.
     :param review: which review the gate heatmap shows (sentiment runs); the first by default.
     """
-    from harness import plots  # matplotlib is imported only when figures are wanted
+    from harness.reports import plots  # matplotlib is imported only when figures are wanted
 
     run = read_run(folder)
     dest = Path(dest) if dest is not None else Path(folder)

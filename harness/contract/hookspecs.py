@@ -10,7 +10,7 @@ entry-point group::
 The built-in cells (``cells/``) and tasks (``tasks/``) are registered through
 this very group, from this project's own ``pyproject.toml``, and are called
 like any plugin's; the one difference is that their names win a clash
-(precedence: :mod:`harness.registry`).
+(precedence: :mod:`harness.plugins.registry`).
 
 Every hook receives a ``register`` callback and calls it once per thing it
 adds. A hook may register nothing (for example when an optional dependency
@@ -26,8 +26,9 @@ from typing import Callable
 
 import pluggy
 
-from harness.contract import CellSpec, TaskSpec
-from harness.executors.base import ExecutorSpec
+from harness.contract.cells import CellSpec
+from harness.contract.executors import ExecutorSpec
+from harness.contract.tasks import TaskSpec
 
 PROJECT_NAME = "harness"
 
@@ -48,7 +49,7 @@ def register_cells(register: Callable[[CellSpec], None]) -> None:
             register(CellSpec(name="my-lstm", description="...", factory=MyLSTM,
                               state_names=("h", "c")))
 
-    :param register: callback taking one :class:`~harness.contract.CellSpec`.
+    :param register: callback taking one :class:`~harness.contract.cells.CellSpec`.
         A name already taken by a plugin earlier in the precedence order (built-ins
         first) is refused with a warning.
     """
@@ -59,10 +60,10 @@ def register_tasks(register: Callable[[TaskSpec], None]) -> None:
     """Add tasks (data, loss, metrics and the task-owned input/readout layers).
 
     Call ``register(TaskSpec(...))`` once per task. The factory receives a
-    :class:`~harness.contract.TaskConfig` and returns a
-    :class:`~harness.contract.Task`.
+    :class:`~harness.contract.tasks.TaskConfig` and returns a
+    :class:`~harness.contract.tasks.Task`.
 
-    :param register: callback taking one :class:`~harness.contract.TaskSpec`.
+    :param register: callback taking one :class:`~harness.contract.tasks.TaskSpec`.
     """
 
 
@@ -71,9 +72,9 @@ def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
     """Add executors: engines that run the units of ``harness sweep`` (``--executor NAME``).
 
     Call ``register(ExecutorSpec(...))`` once per executor. The factory
-    receives the sweep's :class:`~harness.executors.base.ExecutorSettings` and
-    returns an object with ``run(units, done)`` (see
-    :class:`~harness.executors.base.Executor`). The built-in ``local``, ``ray``
+    receives the sweep's :class:`~harness.contract.executors.ExecutorSettings` and
+    returns an object with ``run(units, work, done)`` (see
+    :class:`~harness.contract.executors.Executor`). The built-in ``local``, ``ray``
     and ``submitit`` executors register through this hook too::
 
         @hookimpl
@@ -81,5 +82,5 @@ def register_executors(register: Callable[[ExecutorSpec], None]) -> None:
             register(ExecutorSpec(name="my-cluster", description="...", factory=MyExecutor,
                                   requires="my_cluster_lib", install="pip install my-cluster-lib"))
 
-    :param register: callback taking one :class:`~harness.executors.base.ExecutorSpec`.
+    :param register: callback taking one :class:`~harness.contract.executors.ExecutorSpec`.
     """

@@ -1,4 +1,4 @@
-"""What machine and software a run used, for ``environment.json``."""
+"""What machine and software a run used (``environment.json``), and preparing its CPU (``prepare_cpu``)."""
 
 from __future__ import annotations
 
@@ -75,3 +75,23 @@ def describe() -> dict:
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "git_commit": git_commit(),
     }
+
+
+def prepare_cpu(threads: int | None) -> None:
+    """Prepare the CPU for a run: flush denormals to zero, and set torch's thread count and NumPy's BLAS pool to
+    ``threads`` (both, so CPU comparisons are fair; ``None`` leaves them).
+
+    Flushing: gradients that vanish through time pass through float32's denormal range (below 1.2e-38), where
+    x86 arithmetic is microcoded and about 100x slower. Backward through an LSTM at T = 400 ran 10x slower for
+    it (docs/measurements.md); the numbers lost are ones that float32 cannot hold accurately anyway. The flag
+    is per thread and torch's pool threads copy it when they start, so call this before any other torch work
+    (``harness.run.execute`` and ``harness bench`` do; a sweep's unit is a fresh process).
+    """
+    torch.set_flush_denormal(True)
+    if threads is None:
+        return
+    import numpy  # noqa: F401  (load the BLAS so that threadpoolctl can find it)
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)

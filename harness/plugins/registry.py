@@ -8,7 +8,7 @@ registers nonsense is reported in one line and the rest keep working.
 Precedence, whatever order Python happens to discover entry points in: when
 two plugins register the same name, the first in this order keeps it:
 
-1. this project's own cells and tasks (``rnn-harness``; see :mod:`harness.provenance`);
+1. this project's own cells and tasks (``rnn-harness``; see :mod:`harness.plugins.provenance`);
 2. installed plugins, by distribution name, then entry-point name (both compared case-folded);
 3. plugin objects registered from Python, in the order they were added.
 
@@ -33,12 +33,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pluggy
 
-from harness import hookspecs, plugincheck
-from harness.contract import CellSpec, TaskSpec
-from harness.errors import HarnessError, one_line
-from harness.executors.base import ExecutorSpec
-from harness.provenance import (IN_PROCESS, Source, distribution_name, distribution_version, editable_path, is_own,
-                                normalize)
+from harness.contract import hookspecs
+from harness.contract.cells import CellSpec
+from harness.contract.errors import HarnessError, one_line
+from harness.contract.executors import ExecutorSpec
+from harness.contract.tasks import TaskSpec
+from harness.plugins import checks
+from harness.plugins.provenance import (IN_PROCESS, Source, distribution_name, distribution_version, editable_path,
+                                        is_own, normalize)
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -164,7 +166,7 @@ def _discover(only: set[str] | None, disabled: set[str], problems: list[PluginPr
     known = set().union(*labels.values()) if labels else set()
     for what, selectors in (("HARNESS_PLUGINS (--plugins)", only or set()),
                             ("HARNESS_DISABLE_PLUGINS (--disable-plugins)", disabled)):
-        for name in plugincheck.unmatched_selectors(selectors, known):
+        for name in checks.unmatched_selectors(selectors, known):
             installed = ", ".join(sorted({key[1] for key in groups})) or "(none)"
             problems.append(PluginProblem("", "", f"{what}: {name!r} matches no plugin entry point, so it selects "
                                                   f"nothing; installed entry points: {installed}"))
@@ -222,7 +224,7 @@ def load_registry(
                 name, n = f"{normalize(source.package)}:{source.plugin}#{n}", n + 1
             source = Source(name, source.package, source.version, source.path, source.own)
         label = source.label
-        for advice in plugincheck.unmarked_hooks(pm, plugin.obj):
+        for advice in checks.unmarked_hooks(pm, plugin.obj):
             registry.problems.append(PluginProblem(source.plugin, label, advice))
         try:
             pm.register(plugin.obj, name=source.plugin)
@@ -232,7 +234,7 @@ def load_registry(
             continue
         sources[source.plugin] = source
         ranks[source.plugin] = plugin.rank
-    for plugin_name, _hook, advice in plugincheck.unknown_hooks(pm):
+    for plugin_name, _hook, advice in checks.unknown_hooks(pm):
         registry.problems.append(PluginProblem(plugin_name, sources[plugin_name].label, advice))
 
     registry.plugins = list(sources.values())

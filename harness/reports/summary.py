@@ -6,11 +6,11 @@ import math
 
 import pandas as pd
 
-from harness.columns import BEAT_MARGIN, SHOWN, display
+from harness.reports.columns import BEAT_MARGIN, SHOWN, display
 
 
 def summary_table(summary: pd.DataFrame) -> str:
-    """Fixed-width table of the shown columns of ``summary.csv`` (``harness.columns.SUMMARY``)."""
+    """Fixed-width table of the shown columns of ``summary.csv`` (``harness.reports.columns.SUMMARY``)."""
     shown = pd.DataFrame({c.header: [display(v, c.fmt) for v in summary[c.name]]
                           for c in SHOWN if c.name in summary.columns})
     return shown.to_string(index=False)

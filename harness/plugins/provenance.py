@@ -104,8 +104,7 @@ def _module_file(ep: metadata.EntryPoint) -> Path | None:
 
 def _own_root() -> Path:
     """The folder holding the running ``harness`` package (the checkout, or site-packages)."""
-    import harness
-    return Path(harness.__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]  # harness/plugins/provenance.py -> the folder above harness/
 
 
 def is_own(ep: metadata.EntryPoint) -> bool:

@@ -1,6 +1,6 @@
 """Figures from a run folder: learning curves, gradient flow through time, throughput, gate activations.
 
-Every function takes a run as loaded by :func:`harness.results.read_run` and
+Every function takes a run as loaded by :func:`harness.reports.results.read_run` and
 returns a :class:`matplotlib.figure.Figure` built without pyplot, on the
 non-interactive Agg canvas: nothing opens a window, nothing leaks into global
 state, and tests can read the plotted data back from the axes.
@@ -8,7 +8,7 @@ state, and tests can read the plotted data back from the axes.
 A cell has the same colour in every figure of every run (:func:`cell_color`):
 the one its ``CellSpec.color`` declares (recorded in ``config.json``), or one
 derived from its name. Axis labels come from the task (``Task.loss_unit``)
-and gate names from :mod:`harness.gates`; nothing here knows a built-in by name.
+and gate names from :mod:`harness.contract.gates`; nothing here knows a built-in by name.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from harness import gates as vocabulary
+from harness.contract import gates as vocabulary
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -212,7 +212,7 @@ def throughput(run: dict[str, Any]) -> Figure:
 
 
 def gate_columns(gates: pd.DataFrame) -> list[str]:
-    """Every gate-value column of a gate table, in vocabulary order (:func:`harness.gates.ordered`); none dropped."""
+    """Every gate-value column of a gate table, in vocabulary order (:func:`harness.contract.gates.ordered`); none dropped."""
     numeric = [c for c in gates.columns if c not in GATE_INDEX_COLUMNS and pd.api.types.is_numeric_dtype(gates[c])
                and gates[c].notna().any()]
     return vocabulary.ordered(numeric)

@@ -1,7 +1,7 @@
 """``harness bench``: forward and forward+backward throughput of cells at given shapes.
 
 Each shape is ``T x B x I x H``. For every cell and shape we first check the
-cell at that shape (:mod:`harness.correctness`: its contract and, when it
+cell at that shape (:mod:`harness.measurements.correctness`: its contract and, when it
 declares one, its reference cell); a cell that fails is ``incorrect`` and is
 not timed. Then we build the cell alone (no task head), run ``warmup`` untimed
 calls, time ``repeats`` calls and report the median, the quartiles and tokens
@@ -17,11 +17,11 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from harness import correctness
-from harness.contract import CellSpec
-from harness.errors import HarnessError, one_line
-from harness.model import build_cell
-from harness.throughput import time_call
+from harness.contract.cells import CellSpec
+from harness.contract.errors import HarnessError, one_line
+from harness.measurements import correctness
+from harness.measurements.throughput import time_call
+from harness.plugins.model import build_cell
 
 BENCH_COLUMNS = ["cell", "device", "dtype", "T", "B", "I", "H", "layers", "pass", "median_s", "q25_s", "q75_s",
                  "tokens_per_s", "us_per_step", "repeats", "status", "gate", "gate_reference", "gate_error",

@@ -14,8 +14,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from harness.columns import SUMMARY_NAMES as SUMMARY_COLUMNS
-from harness.errors import HarnessError
+from harness.contract.errors import HarnessError
+from harness.reports.columns import SUMMARY_NAMES as SUMMARY_COLUMNS
 
 METRICS_COLUMNS = ["cell", "step", "metric", "value"]
 GRADNORMS_COLUMNS = ["cell", "step", "t", "state", "norm"]

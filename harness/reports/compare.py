@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.columns import SHOWN, SUMMARY, display
+from harness.reports.columns import SHOWN, SUMMARY, display
 
 KEY_COLUMNS = ["task"] + [c.name for c in SHOWN if c.name != "task"]
 RATIO_COLUMNS = ("tokens_per_s", "eval_loss")
@@ -34,7 +34,7 @@ def ratio_column(name: str, reference: str) -> str:
 def compare_runs(runs: Sequence[dict[str, Any]], reference: str = "lstm") -> pd.DataFrame:
     """Join the runs' summaries into one table, one row per (run, cell), with ratio columns.
 
-    :param runs: runs as loaded by :func:`harness.results.read_run`.
+    :param runs: runs as loaded by :func:`harness.reports.results.read_run`.
     :param reference: the cell the ratio columns divide by (NaN where a run lacks it or it has no number).
     """
     labels = run_labels([r["folder"] for r in runs])
@@ -63,25 +63,3 @@ def display_table(table: pd.DataFrame, formats: dict[str, str] | None = None) ->
         spec = formats.get(column, ".3f" if "_vs_" in column else None)
         shown[column] = [display(v, spec) for v in shown[column]]
     return shown.to_string(index=False)
-
-
-SWEEP_COLUMNS = ["n_seeds", "loss_ratio_mean", "loss_ratio_lo", "loss_ratio_hi", "accuracy_mean", "solve_rate",
-                 "grad_decay_final_mean", "tokens_per_s_mean", "reference", "loss_ratio_diff_mean", "better_fraction"]
-SWEEP_FORMATS = {"loss_ratio_mean": ".3f", "loss_ratio_lo": ".3f", "loss_ratio_hi": ".3f", "accuracy_mean": ".3f",
-                 "solve_rate": ".2f", "grad_decay_final_mean": ".3f", "tokens_per_s_mean": ",.0f",
-                 "loss_ratio_diff_mean": "+.3f", "better_fraction": ".2f"}
-
-
-def compare_sweeps(folders: Sequence[Path]) -> pd.DataFrame:
-    """One row per (sweep, task, cell, setting), from each sweep's ``sweep_summary.csv`` (docs/sweeps.md)."""
-    from harness.sweep.folder import read_sweep
-
-    frames = []
-    for label, folder in zip(run_labels(folders), folders):
-        sweep = read_sweep(folder)
-        table = sweep["sweep_summary"]
-        keys = [k for k in sweep["point_keys"] if k in table.columns]
-        frame = table[["task", "cell", *keys, *[c for c in SWEEP_COLUMNS if c in table.columns]]].copy()
-        frame.insert(0, "sweep", label)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
