@@ -88,12 +88,49 @@ def _running_unit(sweep: Path) -> Path | None:
 
 
 def _sweep(out: Path, *extra: str, background: bool = False) -> subprocess.Popen:
-    """The sweep as a process; ``background``: with SIGINT ignored, as a shell starts 'COMMAND &' (and nohup jobs)."""
-    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
+    """The sweep as a process; ``background``: with SIGINT ignored, as a shell starts 'COMMAND &' (and nohup jobs);
+    otherwise with SIGINT as a terminal's foreground job has it, whatever pytest itself inherited."""
+    handler = signal.SIG_IGN if background else signal.SIG_DFL
     return subprocess.Popen([sys.executable, "-m", "harness", "sweep", "--cells", "lstm,rnn", "--seeds", "2",
                              "--threads-per-unit", "1", "--out", str(out), *SLOW, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            preexec_fn=ignore_sigint)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, handler))
+
+
+WIDE = ["--task", "copy", "--seq-len", "10", "--steps", "60", "--task-opt", "eval_size=64", "--no-progress",
+        "--no-plots"]
+"""Sizes (the default H = 64, B = 64) at which torch splits work between threads: an lstm's numbers after 60 steps
+differ between 1 and 2 threads here, where they do not at TINY's."""
+
+
+def test_jobs_never_change_the_numbers(tmp_path):
+    # The same 4-unit sweep one unit at a time and two at a time: every metric column identical, bit for bit
+    # (the thread count per unit no longer follows --jobs; it did, and lstm's loss then differed).
+    tables = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs-{jobs}"
+        done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--cells", "lstm,gru", "--seeds", "2",
+                               "--jobs", jobs, "--out", str(out), *WIDE], capture_output=True, text=True, cwd=ROOT,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        units = pd.read_csv(out / "units.csv").drop(columns=["unit", "folder", *TIMING], errors="ignore")
+        tables.append(units.sort_values(["cell", "seed"]).reset_index(drop=True))
+    assert len(tables[0]) == 4 and set(tables[0]["threads"]) == {1}
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+
+
+def test_a_resume_with_another_thread_count_is_refused_in_one_line(tmp_path):
+    out = tmp_path / "sweep"
+    first = subprocess.run([sys.executable, "-m", "harness", "sweep", "--cells", "lstm", "--seeds", "1",
+                            "--out", str(out), *TINY], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = subprocess.run([sys.executable, "-m", "harness", "sweep", "--cells", "lstm", "--seeds", "2",
+                            "--threads-per-unit", "2", "--out", str(out), *TINY], capture_output=True, text=True,
+                           cwd=ROOT, timeout=600)
+    assert again.returncode == 2
+    (line,) = again.stderr.strip().splitlines()
+    assert "ran with 1 thread(s) each" in line and "--threads-per-unit 1" in line and "Traceback" not in line
+    assert len(list((out / "units").glob("*/result.json"))) == 1          # nothing ran, nothing was mixed in
 
 
 def test_a_worker_killed_mid_unit_fails_only_that_unit_and_retry_failed_completes_it(tmp_path):

@@ -34,7 +34,7 @@ from harness.contract.errors import HarnessError, one_line
 from harness.contract.executors import ExecutorSettings
 from harness.plugins.registry import load_registry
 from harness.run.config import RUN_OPTIONS, RunOption
-from harness.sweep.engine import SweepInterrupted, run_sweep, threads_per_unit, usable_cores
+from harness.sweep.engine import SweepInterrupted, default_jobs, run_sweep, threads_per_unit
 from harness.sweep.files import SweepRequest, load
 from harness.sweep.grid import HorizonRule, SweepSpec, parse_seeds, parse_values
 
@@ -75,9 +75,10 @@ def add_arguments(p) -> None:
     runner = p.add_argument_group("executor")
     runner.add_argument("--executor", help="local (default, a process pool), ray, submitit, or a plugin's")
     runner.add_argument("--jobs", type=int, help="units at once: local workers, or Slurm's array parallelism "
-                        "(default: the number of cores)")
-    runner.add_argument("--threads-per-unit", type=int, help="torch and BLAS threads per unit (default: cores // "
-                        "jobs); the numbers are bit-identical for the same thread count")
+                        "(default: the CPUs available to this process); never changes the numbers")
+    runner.add_argument("--threads-per-unit", type=int, help="torch and BLAS threads per unit (default 1, as for "
+                        "'harness run'); the numbers are bit-identical for the same thread count, and a resume "
+                        "refuses to mix thread counts")
     runner.add_argument("--gpus-per-unit", type=float, help="GPUs per unit for ray and submitit; 0.25 lets four "
                         "units share one (default 0)")
     runner.add_argument("--ray-address", help="connect to this Ray cluster (default: start a local one)")
@@ -154,8 +155,8 @@ def build(request: SweepRequest, registry) -> tuple[SweepSpec, str, dict]:
             raise HarnessError(f"--{key.replace('_', '-')} must be a whole number >= {low}, got {ex[key]!r}")
     if "gpus_per_unit" in ex and not (isinstance(ex["gpus_per_unit"], (int, float)) and ex["gpus_per_unit"] >= 0):
         raise HarnessError(f"--gpus-per-unit must be a number >= 0, got {ex['gpus_per_unit']!r}")
-    jobs = ex.get("jobs") or usable_cores()
-    settings = {"jobs": jobs, "threads_per_unit": threads_per_unit(jobs, ex.get("threads_per_unit")),
+    jobs = ex.get("jobs") or default_jobs()
+    settings = {"jobs": jobs, "threads_per_unit": threads_per_unit(ex.get("threads_per_unit")),
                 "gpus_per_unit": float(ex.get("gpus_per_unit") or 0.0), "ray_address": ex.get("ray_address"),
                 "slurm": {"partition": ex.get("slurm_partition"), "time_min": ex.get("slurm_time"),
                           "cluster": ex.get("submitit_cluster"), "additional": ex.get("slurm_params") or {}}}

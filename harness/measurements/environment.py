@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import subprocess
@@ -75,6 +76,63 @@ def describe() -> dict:
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "git_commit": git_commit(),
     }
+
+
+CGROUP = Path("/sys/fs/cgroup")
+"""Where the process's cgroup files are (v2 ``cpu.max``, or v1 ``cpu/cpu.cfs_quota_us`` and ``cpu.cfs_period_us``)."""
+
+
+def available_cpus() -> tuple[int, str]:
+    """The CPUs this process may use, and what limits them: the smallest of its CPU affinity (``taskset``,
+    containers), its cgroup's CPU quota (Docker ``--cpus``, Kubernetes limits; rounded up) and Slurm's
+    ``SLURM_CPUS_PER_TASK``. -> ``(count >= 1, "affinity" | "cgroup quota" | "SLURM_CPUS_PER_TASK" | "cpu_count")``.
+
+    A setting of the machine, never its momentary load: the harness sizes thread pools and ``--jobs`` from it.
+    """
+    try:
+        limits = [(len(os.sched_getaffinity(0)), "affinity")]
+    except AttributeError:  # not on Linux
+        limits = [(os.cpu_count() or 1, "cpu_count")]
+    quota = _cgroup_quota()
+    if quota is not None:
+        limits.append((quota, "cgroup quota"))
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.strip().isdigit() and int(slurm) > 0:
+        limits.append((int(slurm), "SLURM_CPUS_PER_TASK"))
+    count, source = min(limits, key=lambda limit: limit[0])
+    return max(1, count), source
+
+
+def _cgroup_quota() -> int | None:
+    """The cgroup's CPU quota in whole CPUs (rounded up), or ``None`` when there is none or it cannot be read."""
+    try:
+        v2 = CGROUP / "cpu.max"
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+        v1 = CGROUP / "cpu" / "cpu.cfs_quota_us"
+        if v1.exists():
+            quota = int(v1.read_text())
+            period = int((CGROUP / "cpu" / "cpu.cfs_period_us").read_text())
+            return None if quota <= 0 else max(1, math.ceil(quota / period))
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def threads_record(threads: int, given: bool) -> dict:
+    """What ``environment.json`` and the run header say of the CPU threads: how many, why, and what was available."""
+    cpus, limited_by = available_cpus()
+    return {"threads": threads, "threads_from": "--threads" if given else "the default (docs/measurements.md)",
+            "available_cpus": cpus, "available_cpus_limited_by": limited_by,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+
+
+def threads_line(record: dict) -> str:
+    """The run header's line about threads, e.g. ``cpu threads: 1 (the default; 2 CPUs available, by affinity)``."""
+    more = "" if record["threads_from"] == "--threads" else "; --threads N for more, with slightly other numbers"
+    return (f"cpu threads: {record['threads']} ({record['threads_from'].removesuffix(' (docs/measurements.md)')}; "
+            f"{record['available_cpus']} CPU(s) available, by {record['available_cpus_limited_by']}{more})")
 
 
 def prepare_cpu(threads: int | None) -> None:

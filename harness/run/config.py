@@ -22,6 +22,10 @@ import torch
 from harness.contract.errors import HarnessError
 from harness.contract.tasks import TaskOption, TaskSpec, resolve_task_options
 
+DEFAULT_THREADS = 1
+"""CPU threads per run (and per sweep unit) unless ``--threads`` says otherwise. Why one: docs/measurements.md,
+"Threads"; ``benchmarks/bench_load.py`` measures it quiet and beside busy processes."""
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "rmsprop": torch.optim.RMSprop,
@@ -72,8 +76,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("device", str, "cpu", "where to train: cpu, cuda or auto (a GPU when there is one)",
               choices=("cpu", "cuda", "auto"), sweepable=False),
     RunOption("dtype", str, "float32", "parameter and input dtype", choices=tuple(sorted(DTYPES)), sweepable=False),
-    RunOption("threads", int, None, "CPU threads for torch and NumPy's BLAS (default: torch's choice, usually the "
-              "core count); recorded in environment.json", 1, 1024, sweepable=False),
+    RunOption("threads", int, DEFAULT_THREADS, "CPU threads for torch and NumPy's BLAS (default 1: the thread "
+              "count changes the numbers slightly, so it is fixed rather than taken from the machine or its load, "
+              "and one thread does not collapse beside other jobs; docs/measurements.md); recorded in "
+              "environment.json", 1, 1024, sweepable=False),
     RunOption("log_every", int, None, "log train/val loss every N steps (default: steps/30)", 1, 10_000_000,
               sweepable=False),
 )

@@ -21,10 +21,10 @@ from typing import Any, Callable, Mapping, Sequence
 from harness.contract.cells import CellSpec
 from harness.contract.errors import HarnessError, one_line
 from harness.contract.tasks import Task
-from harness.measurements.environment import describe, prepare_cpu
+from harness.measurements.environment import describe, prepare_cpu, threads_line, threads_record
 from harness.plugins.registry import Registry, load_registry
 from harness.reports.results import RunWriter, default_run_folder
-from harness.run.config import RunConfig, resolve_config
+from harness.run.config import DEFAULT_THREADS, RunConfig, resolve_config
 from harness.run.runner import Runner, make_task
 
 
@@ -72,8 +72,10 @@ def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, resu
                                       "loss_unit": task.loss_unit, "cell_sources": provenance,
                                       "colors": {spec.name: spec.color for spec in specs},
                                       "task_source": registry.provenance(cfg.task, kind="task")})
-    writer.write_json("environment.json", describe())
+    threads = threads_record(cfg.threads, given=cfg.threads != DEFAULT_THREADS)
+    writer.write_json("environment.json", {**describe(), "cpu_threads": threads})
     say(f"run folder: {writer.folder}")
+    say(threads_line(threads))
     runner = Runner(cfg, task_spec, specs, writer, progress=progress, say=say,
                     warn=warn if live_failures else _quiet, task=task, provenance=provenance)
     result = RunResult(writer.folder, cfg, task)

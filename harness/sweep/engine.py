@@ -18,25 +18,42 @@ from typing import Any, Callable, Iterable
 from tqdm.auto import tqdm
 
 from harness.contract.errors import HarnessError
+from harness.measurements.environment import available_cpus
 from harness.contract.executors import ExecutorSettings, ExecutorSpec, UnitResult
 from harness.plugins.registry import Registry
+from harness.run.config import DEFAULT_THREADS
 from harness.sweep.folder import SweepFolder
 from harness.sweep.grid import SweepSpec, Unit, expand
 from harness.sweep.unit import FINISHED, RETRYABLE, run_unit, write_result
 
 
-def usable_cores() -> int:
-    """Cores this process may use (its CPU affinity, which containers and ``taskset`` narrow), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+def default_jobs() -> int:
+    """Units at once when ``--jobs`` is not given: the CPUs available to this process (affinity, cgroup quota,
+    Slurm), each unit on one thread (:data:`~harness.run.config.DEFAULT_THREADS`)."""
+    return available_cpus()[0]
 
 
-def threads_per_unit(jobs: int, given: int | None = None) -> int:
-    """``given``, or the cores divided among the ``jobs`` units that run at once (at least 1), so that workers
-    never oversubscribe the machine."""
-    return given if given is not None else max(1, usable_cores() // max(1, jobs))
+def threads_per_unit(given: int | None = None) -> int:
+    """``given``, or the run's default thread count. Never derived from ``--jobs``: the thread count changes the
+    numbers slightly, and the same seed must give the same numbers whatever ``--jobs`` or executor."""
+    return given if given is not None else DEFAULT_THREADS
+
+
+def check_threads(folder: SweepFolder, units: list[Unit]) -> None:
+    """Refuse a resume that would mix units computed with another thread count (their numbers differ slightly)."""
+    counts: dict[Any, int] = {}
+    for unit in units:
+        known = folder.units.get(unit.id) or {}
+        if (known.get("result") or {}).get("status") in FINISHED:
+            ran = (known.get("config") or {}).get("threads")
+            if ran != unit.config.get("threads"):
+                counts[ran] = counts.get(ran, 0) + 1
+    if counts:
+        ran, n = max(counts.items(), key=lambda item: item[1])
+        asked = units[0].config.get("threads")
+        raise HarnessError(f"{n} finished unit(s) in {folder.path} ran with {ran} thread(s) each and this sweep asks "
+                           f"{asked} per unit, which gives slightly other numbers; resume with --threads-per-unit "
+                           f"{ran}, or give another --out")
 
 
 @dataclass
@@ -96,6 +113,7 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
         raise HarnessError(missing)
     units = expand(spec, registry, Path(settings.folder), settings.threads_per_unit, plugin_selection())
     folder = SweepFolder.open(settings.folder, spec, command)
+    check_threads(folder, units)
     todo = to_run(folder, units, retry_failed)
     outcome = SweepOutcome(folder, total=len(units), already=len(units) - len(todo))
     folder.meta["invocations"][-1].update(executor=executor.name, jobs=settings.jobs,
