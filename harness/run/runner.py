@@ -3,8 +3,9 @@
 For each cell: build the task head (same initial weights for every cell) and
 the cell, check the cell against the contract, measure gradient flow at
 initialisation, train with optional clipping (recording the norm before
-clipping), log loss/accuracy on a validation batch at an interval, evaluate
-on the test batch, and measure gradient flow again at the end.
+clipping), log loss/accuracy on part of the validation split at an interval
+(all of it at the end), evaluate on the test split, and measure gradient flow
+again at the end.
 
 Failures stay with their cell: a non-finite loss marks it ``diverged``, an
 exception inside the plugin marks it ``failed`` with the reason, and the next
@@ -48,11 +49,35 @@ def make_task(spec: TaskSpec, cfg: RunConfig) -> Task:
         raise HarnessError(f"task {spec.name}: {exc}") from None
 
 
+VAL_LOG_SEQUENCES = 256
+"""Sequences of the validation split that each periodic log evaluates; the last log, at the end of training,
+evaluates the whole split. It keeps the harness's own work within a few per cent of the training it measures
+(``benchmarks/bench_training_loop.py``, docs/benchmarks.md)."""
+
+
+def _batch_dim(tensor: torch.Tensor) -> int:
+    """Time-major: the batch is dim 1 of (T, B, ...) tensors and dim 0 of (B,) ones."""
+    return 1 if tensor.dim() >= 2 else 0
+
+
 def _cat_batches(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Join batches. Time-major: the batch is dim 1 of (T, B, ...) tensors and dim 0 of (B,) ones."""
+    """Join batches along the batch dimension."""
     if len(tensors) == 1:
         return tensors[0]
-    return torch.cat(tensors, dim=1 if tensors[0].dim() >= 2 else 0)
+    return torch.cat(tensors, dim=_batch_dim(tensors[0]))
+
+
+def first_sequences(batches: list[Batch], count: int) -> list[Batch]:
+    """The first ``count`` sequences of ``batches`` (all of them when there are fewer), as batches."""
+    kept, left = [], count
+    for batch in batches:
+        if left <= 0:
+            break
+        if batch.batch_size > left:
+            batch = Batch(batch.x.narrow(_batch_dim(batch.x), 0, left), batch.y.narrow(_batch_dim(batch.y), 0, left))
+        kept.append(batch)
+        left -= batch.batch_size
+    return kept
 
 
 def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: torch.device) -> dict[str, float]:
@@ -157,8 +182,8 @@ class Runner:
         verify_cell(spec, model.cell, head.input_size, cfg.hidden_size, cfg.layers, self.device, self.dtype)
         return model
 
-    def _gradflow(self, spec: CellSpec, model: TaskModel, step: int) -> dict[str, float]:
-        batch = next(iter(self.task.eval_batches("val"))).to(self.device)
+    def _gradflow(self, spec: CellSpec, model: TaskModel, step: int, batch: Batch) -> dict[str, float]:
+        """Gradient norms over time on ``batch`` (the first validation batch), recorded at training step ``step``."""
         norms = state_gradient_norms(model, spec, self.task, batch, self.cfg.layers, self.cfg.hidden_size)
         decay = {}
         for state, curve in norms.items():
@@ -182,9 +207,11 @@ class Runner:
         grad_steps = set(cfg.grad_steps) | {0, cfg.steps}
         clip = cfg.clip if cfg.clip is not None else math.inf
         timer = StepTimer(self.device, warmup=cfg.warmup)
+        val_all = [batch.to(self.device) for batch in task.eval_batches("val")]  # generated once, not per log
+        val_log = first_sequences(val_all, VAL_LOG_SEQUENCES)
 
         if 0 in grad_steps:
-            row["grad_decay_init"] = self._gradflow(spec, model, 0)["h"]
+            row["grad_decay_init"] = self._gradflow(spec, model, 0, val_all[0])["h"]
         window: dict[str, list[float]] = {"train_loss": [], "train_accuracy": [], "grad_norm": []}
         bar = tqdm(total=cfg.steps, desc=f"{spec.name:>12}", unit="step", disable=None if self.progress else True,
                    leave=True, dynamic_ncols=True)
@@ -213,14 +240,15 @@ class Runner:
                     with torch.no_grad():
                         window["train_accuracy"].append(task.metrics(pred.detach(), batch.y)["accuracy"])
                     logged = {k: sum(v) / len(v) for k, v in window.items() if v}
-                    logged.update({f"val_{k}": v for k, v in evaluate(model, task, task.eval_batches("val"), self.device).items()})
+                    val = val_all if step + 1 == cfg.steps else val_log
+                    logged.update({f"val_{k}": v for k, v in evaluate(model, task, val, self.device).items()})
                     self._log(spec.name, step + 1, logged)
                     self.writer.flush(parquet=False)  # a crash mid-cell still leaves the curve so far on disk
                     row["loss"] = logged["train_loss"]
                     window = {k: [] for k in window}
                     bar.set_postfix(loss=f"{logged['train_loss']:.4f}", val=f"{logged['val_loss']:.4f}")
                 if step + 1 in grad_steps and step + 1 != cfg.steps:
-                    self._gradflow(spec, model, step + 1)
+                    self._gradflow(spec, model, step + 1, val_all[0])
                 bar.update(1)
         finally:
             bar.close()
@@ -231,7 +259,7 @@ class Runner:
         ratio = test["loss"] / task.baseline if task.baseline > 0 else math.nan
         row.update(eval_loss=test["loss"], loss_ratio=ratio, accuracy=test["accuracy"], solved=bool(task.solved(test)),
                    beats_baseline=bool(ratio < BEAT_MARGIN))
-        row["grad_decay_final"] = self._gradflow(spec, model, cfg.steps)["h"]
+        row["grad_decay_final"] = self._gradflow(spec, model, cfg.steps, val_all[0])["h"]
         for name, frame in (task.artifacts(model, spec, self.device) or {}).items():
             frame.insert(0, "cell", spec.name)
             self.writer.add_frame(name, frame)
