@@ -52,9 +52,16 @@ class ExecutorSettings:
     """``partition``, ``time_min``, ``array_parallelism``, ``cluster`` and ``additional`` (extra Slurm parameters)."""
     options: Mapping[str, str] = field(default_factory=dict)
     """``--executor-opt KEY=VALUE`` pairs, for third-party executors."""
+    preload: tuple[str, ...] = ()
+    """Modules a worker process may import before its first unit (the plugins' own), so that no unit pays for
+    them; an executor that starts its workers ahead of the units (the local forkserver) uses it, others ignore it."""
 
 
 class Executor(Protocol):
+    """What an executor's factory returns. It may also define ``start(work)``, which the sweep calls as early as it
+    can, before it expands the grid, so that the workers start while it does (the local executor starts its
+    forkserver there)."""
+
     def run(self, units: Sequence[Unit], work: Callable[[Any], UnitResult],
             done: Callable[[UnitResult], None]) -> None:
         """Run ``work(unit)`` for every unit; call ``done(result)`` in this process as each one finishes, failed ones

@@ -22,6 +22,7 @@ running unit (each writes its tables and exits), waits for them, and stops.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -67,6 +68,7 @@ class LocalExecutor:
 
     def __init__(self, settings: ExecutorSettings):
         self.jobs = max(1, settings.jobs)
+        self.preload = list(settings.preload)
         self.context = multiprocessing.get_context("forkserver")
         self._live: dict[str, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
@@ -95,9 +97,15 @@ class LocalExecutor:
             return UnitResult(unit.id, "failed", death_reason(process.exitcode), pid=process.pid or 0)
         return result
 
+    def start(self, work: Callable[[Unit], UnitResult]) -> None:
+        """Start the forkserver now: it imports torch, the harness and the plugins while the sweep expands its grid,
+        rather than before the first unit."""
+        self.context.set_forkserver_preload([work.__module__, *PRELOAD_ALSO, *self.preload])
+        multiprocessing.forkserver.ensure_running()
+
     def run(self, units: Sequence[Unit], work: Callable[[Unit], UnitResult],
             done: Callable[[UnitResult], None]) -> None:
-        self.context.set_forkserver_preload([work.__module__, *PRELOAD_ALSO])
+        self.start(work)  # a no-op when the sweep started it already
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="harness-unit")
         try:
             futures = [pool.submit(self._one, work, unit) for unit in units]

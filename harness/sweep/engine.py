@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -111,6 +111,11 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
     missing = executor.unavailable_reason()
     if missing:
         raise HarnessError(missing)
+    modules = {registry.cell(c).factory.__module__ for c in spec.cells} | {registry.task(spec.task).factory.__module__}
+    settings = replace(settings, preload=tuple(sorted({*settings.preload, *modules})))
+    engine = executor.factory(settings)
+    if callable(getattr(engine, "start", None)):
+        engine.start(run_unit)  # the workers start up while the grid is expanded below
     units = expand(spec, registry, Path(settings.folder), settings.threads_per_unit, plugin_selection())
     folder = SweepFolder.open(settings.folder, spec, command)
     check_threads(folder, units)
@@ -147,7 +152,7 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
 
     start = time.time()
     try:
-        executor.factory(settings).run(todo, run_unit, done)
+        engine.run(todo, run_unit, done)
     except KeyboardInterrupt:
         bar.close()
         _finish(folder, start, interrupted=True)
