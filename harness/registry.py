@@ -38,7 +38,7 @@ from harness.contract import CellSpec, TaskSpec
 from harness.errors import HarnessError, one_line
 from harness.executors.base import ExecutorSpec
 from harness.provenance import (IN_PROCESS, Source, distribution_name, distribution_version, editable_path, is_own,
-                                normalize)
+                                normalize, requirement_versions)
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -104,9 +104,14 @@ class Registry:
             raise self._unknown("executor", name, self.executors)
         return self.executors[name].spec
 
-    def provenance(self, name: str, kind: str = "cell") -> dict[str, str]:
-        """Which plugin, package, version and (editable installs) folder supplied the cell (or task) ``name``."""
-        return (self.cells if kind == "cell" else self.tasks)[name].source.as_dict()
+    def provenance(self, name: str, kind: str = "cell") -> dict[str, Any]:
+        """Which plugin, package, version and (editable installs) folder supplied the cell (or task) ``name``; for a
+        cell that computes with other packages (``CellSpec.requires``), their versions too, under ``requires``."""
+        registered = (self.cells if kind == "cell" else self.tasks)[name]
+        facts: dict[str, Any] = registered.source.as_dict()
+        if kind == "cell" and registered.spec.requires:
+            facts["requires"] = requirement_versions(registered.spec.requires)
+        return facts
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """What one plugin registered: ``{"cells": [...], "tasks": [...], "executors": [...]}`` (empty kinds left out)."""
