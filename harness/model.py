@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from harness.contract import CellSpec, State, StateShapes, TaskHead
+from harness.contract import CellSpec, RecurrentCell, State, StateShapes, TaskHead
 
 
 class CellContractError(RuntimeError):
@@ -22,7 +22,8 @@ def declared_state_shapes(module: nn.Module, state_names: tuple[str, ...], hidde
         integers, or an ``h`` that is not ``(H,)``; one line naming the state.
     """
     method = getattr(module, "state_shapes", None)
-    if not callable(method):
+    if not callable(method) or getattr(type(module), "state_shapes", None) is RecurrentCell.state_shapes:
+        # nothing declared (RecurrentCell's default reads the class's state_names, which a spec may extend)
         return {name: (hidden_size,) for name in state_names}
     declared = method()
     if not isinstance(declared, dict) or set(declared) != set(state_names):

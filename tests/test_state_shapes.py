@@ -152,12 +152,15 @@ class BrokenPlugin:
         register(BROKEN)
 
 
-def test_run_fails_only_that_cell_and_names_the_state_and_both_shapes(plugins, cli, tmp_path):
-    plugins(BrokenPlugin())
-    code, out, err = cli("run", "--cells", "transposed,rnn", "--task", "adding", "--out", tmp_path / "r", *TINY)
+def test_run_fails_only_that_cell_and_names_the_state_and_both_shapes(example, plugins, cli, tmp_path):
+    plugins(BrokenPlugin(), example)
+    code, out, err = cli("run", "--cells", "transposed,decay-attention,rnn", "--task", "adding", "--out",
+                         tmp_path / "r", *TINY)
     assert code == 1
     summary = pd.read_csv(tmp_path / "r" / "summary.csv")
-    assert summary["status"].tolist() == ["failed", "ok"]
+    assert summary["status"].tolist() == ["failed", "ok", "ok"]
+    grads = pd.read_csv(tmp_path / "r" / "gradnorms.csv")
+    assert set(grads[grads["cell"] == "decay-attention"]["state"]) == {"h", "S"}
     expected = ("harness run: transposed failed: CellContractError: transposed returned state 'S' of shape "
                 "(1, 2, 4, 3), but its state_shapes() declares (L, B, 3, 4) = (1, 2, 3, 4)")
     assert expected in err.splitlines() and sum("transposed" in line for line in err.splitlines()) == 1
@@ -260,3 +263,10 @@ def test_list_shows_the_version_of_a_package_a_cell_computes_with(plugins, cli):
     assert code == 0
     assert re.search(rf"^  needs-pytest +computes with pytest  \[pytest {re.escape(pytest.__version__)}; ", out,
                      re.MULTILINE)
+
+
+def test_a_recurrent_cell_that_declares_nothing_gets_h_for_every_name_of_its_spec():
+    """RecurrentCell's default state_shapes() reads the class's state_names; a spec may name more (an older plugin
+    whose class kept the default ("h",)): the spec's names win, each (H,)."""
+    spec = CellSpec(name="lstm-like", description="", factory=HandRNN, state_names=("h", "c"))
+    assert state_shapes(spec, HandRNN(3, 5), 5) == {"h": (5,), "c": (5,)}

@@ -219,3 +219,29 @@ def test_a_tiny_run_trains_the_three_cells_and_records_every_state(cli, tmp_path
     states = {cell: set(g["state"]) for cell, g in grads.groupby("cell")}
     assert states == {"mamba": {"h", "ssm", "conv"}, "slstm": {"h", "c", "n", "m", "conv"},
                       "mlstm": {"h", "C", "n", "m", "conv"}}
+
+
+def test_mlstm_reads_an_empty_memory_as_xlstms_forward_does():
+    """Zero (C, n, m) is m = -inf for us and for xlstm's forward; xlstm's step() reads it as m = 0, which differs
+    only through the 1e-6 in the normaliser: the stabiliser is a scale."""
+    torch.manual_seed(0)
+    cell = MLSTM(3, 8).double()
+    with torch.no_grad():
+        cell.layer.mlstm_cell.igate.bias.normal_(0, 3.0)
+    T, B = 40, 2
+    ref = _mlstm_reference(cell, T)
+    x = torch.randn(T, B, 3, dtype=torch.float64)
+    u = cell.proj(x).transpose(0, 1)
+    with torch.no_grad():
+        forward = ref(u).transpose(0, 1)
+        mlstm_state = conv_state = None
+        steps = []
+        for t in range(T):
+            y, states = ref.step(u[:, t:t + 1], mlstm_state=mlstm_state, conv_state=conv_state)
+            mlstm_state, conv_state = states["mlstm_state"], states["conv_state"]
+            steps.append(y)
+        stepped = torch.cat(steps, dim=1).transpose(0, 1)
+        ours = cell(x)[0]
+    torch.testing.assert_close(ours, forward, rtol=1e-12, atol=1e-13)
+    gap = (stepped - forward).abs().max().item() / forward.abs().max().item()
+    assert 1e-9 < gap < 1e-6

@@ -24,7 +24,7 @@ extra term; chunks run one after another. Tests hold it to xlstm's forward and t
 The stabiliser m is a scale: C and n are kept divided by exp(m), and the output depends on m only through the
 1e-6 added to the normaliser. An empty memory (C, n, m all zero: ``state=None`` and the harness's zero state) is
 read with m = -inf, as xlstm's parallel forward reads it, so that the two agree to round-off; xlstm's ``step``
-reads it with m = 0, which differs by that 1e-6 term (about 5e-7 on outputs of size 2 in float64).
+reads it with m = 0, which differs by that 1e-6 term (5e-7 on outputs up to 2.3 in float64: tests).
 
 State: ``h (L, B, H)`` = the last output (the layer does not read it back: ``h_is_readout``),
 ``C (L, B, heads, d, d)``, ``n (L, B, heads, d)``, ``m (L, B, heads)``, ``conv (L, B, K-1, P)``.
