@@ -15,6 +15,7 @@ import json
 import sys
 
 from harness.plugins.registry import load_registry
+from harness.plugins.provenance import requirement_versions
 
 HELP = "list the installed cells, tasks, sweep executors and plugins"
 
@@ -26,7 +27,19 @@ def add_arguments(parser) -> None:
 def _cell_facts(spec) -> dict:
     return {"devices": list(spec.devices), "dtypes": [str(d).removeprefix("torch.") for d in spec.dtypes],
             "max_layers": spec.max_layers, "state": list(spec.state_names), "exposes_gates": spec.exposes_gates,
-            "whole_sequence": spec.whole_sequence, "reference": spec.reference}
+            "whole_sequence": spec.whole_sequence, "reference": spec.reference,
+            "requires": requirement_versions(spec.requires), "install": spec.install,
+            "hidden_multiple": spec.hidden_multiple, "h_is_readout": spec.h_is_readout}
+
+
+def _cell_line_parts(spec, source) -> tuple[str, str]:
+    """``(note, bracket)`` of a cell's line: what to install when a package it computes with is missing, and
+    where it comes from: ``mambapy 1.2.0; rnn-harness 0.1.0`` (the package it computes with, then the plugin)."""
+    versions = requirement_versions(spec.requires)
+    missing = [name for name, version in versions.items() if version is None]
+    note = f" (not installed: {spec.install or ', '.join(missing)})" if missing else ""
+    packages = [f"{name} {version}" for name, version in versions.items() if version is not None]
+    return note, "; ".join([*packages, str(source)])
 
 
 def main(args) -> int:
@@ -56,8 +69,10 @@ def main(args) -> int:
         width = max((len(n) for n in entries), default=0)
         for name, reg in sorted(entries.items()):
             missing = reg.spec.unavailable_reason() if title == "executors" else None
-            note = f" (not installed: {reg.spec.install})" if missing else ""
-            print(f"  {name:<{width}}  {reg.spec.description}{note}  [{reg.source}]")
+            note, bracket = f" (not installed: {reg.spec.install})" if missing else "", str(reg.source)
+            if title == "cells":
+                note, bracket = _cell_line_parts(reg.spec, reg.source)
+            print(f"  {name:<{width}}  {reg.spec.description}{note}  [{bracket}]")
     print("plugins:")
     width = max((len(s.plugin) for s in registry.plugins), default=0)
     for source in registry.plugins:

@@ -7,9 +7,9 @@ vocabulary. The names below are re-exported for plugins that import them from
 ``harness.contract``.
 """
 
-from harness.contract.cells import CellSpec, RecurrentCell, State
+from harness.contract.cells import CellSpec, RecurrentCell, State, StateShapes
 from harness.contract.tasks import (Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, parse_value,
                                     resolve_task_options)
 
-__all__ = ["Batch", "CellSpec", "RecurrentCell", "State", "Task", "TaskConfig", "TaskHead", "TaskOption", "TaskSpec",
+__all__ = ["Batch", "CellSpec", "RecurrentCell", "State", "StateShapes", "Task", "TaskConfig", "TaskHead", "TaskOption", "TaskSpec",
            "parse_value", "resolve_task_options"]

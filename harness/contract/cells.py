@@ -6,11 +6,14 @@ Shapes, everywhere in the harness, are time-major:
   ``L`` stacked layers.
 * A cell maps ``x: (T, B, I)`` and an optional state to ``out: (T, B, H)``
   (the top layer's hidden output at every step) and the final state.
-* A state is a tuple of tensors, each ``(L, B, H)``, named by
-  :attr:`CellSpec.state_names`; ``h`` always comes first. This is exactly
-  ``torch.nn.LSTM``'s ``(h, c)`` layout, and ``(h,)`` for an RNN or GRU.
-* ``out[t]`` equals the top layer of ``h`` after step ``t``. The harness relies
-  on this to measure gradients through the carried state.
+* A state is a tuple of tensors named by :attr:`CellSpec.state_names`, each
+  ``(L, B, ...)``: layers, batch, then the trailing shape the cell declares
+  (:meth:`RecurrentCell.state_shapes`; ``(H,)`` unless it says otherwise, which
+  is ``torch.nn.LSTM``'s ``(h, c)`` layout, and ``(h,)`` for an RNN or GRU). A
+  matrix memory is ``(L, B, heads, d_k, d_v)``, an SSM state ``(L, B, D, N)``.
+* ``h`` always comes first and is always ``(L, B, H)``: ``out[t]`` equals the
+  top layer of ``h`` after step ``t``. The harness relies on this to measure
+  gradients through the carried state.
 
 A cell may compute step by step or consume the whole sequence in one call
 (a fused kernel); the contract is the same. A cell must accept any ``T >= 1``,
@@ -27,7 +30,10 @@ import torch
 from torch import Tensor, nn
 
 State = tuple[Tensor, ...]
-"""A recurrent state: one ``(L, B, H)`` tensor per name in ``CellSpec.state_names``."""
+"""A recurrent state: one ``(L, B, *trailing)`` tensor per name in ``CellSpec.state_names``; ``h`` is ``(L, B, H)``."""
+
+StateShapes = dict[str, tuple[int, ...]]
+"""State name -> the trailing shape of that state after ``(L, B)``: ``{"h": (H,), "ssm": (D, N)}``."""
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 """What a cell or task name may be: lower-case letters, digits, '-', '_' and '.'."""
@@ -59,15 +65,24 @@ class RecurrentCell(nn.Module):
         """Run the sequence.
 
         :param x: ``(T, B, I)`` inputs.
-        :param state: ``None`` (zeros) or a tuple of ``(L, B, H)`` tensors.
+        :param state: ``None`` (zeros) or a tuple with one ``(L, B, *state_shapes()[name])`` tensor per name.
         :returns: ``out (T, B, H)`` and the final state, same layout as ``state``.
         """
         raise NotImplementedError
 
+    def state_shapes(self) -> StateShapes:
+        """The trailing shape of each state after ``(L, B)``, by name: ``(H,)`` for every name unless a
+        subclass says otherwise (an SSM state ``(D, N)``, a matrix memory ``(heads, d_k, d_v)``).
+
+        ``h`` must stay ``(H,)``: ``out[t]`` is its top layer. The harness builds zero and random states from
+        this declaration and checks every state the cell returns against it.
+        """
+        return {name: (self.hidden_size,) for name in self.state_names}
+
     def initial_state(self, batch_size: int, like: Tensor) -> State:
-        """Zeros of shape ``(L, B, H)`` for every state name, on ``like``'s device and dtype."""
-        shape = (self.num_layers, batch_size, self.hidden_size)
-        return tuple(like.new_zeros(shape) for _ in self.state_names)
+        """Zeros of shape ``(L, B, *state_shapes()[name])`` for every state name, on ``like``'s device and dtype."""
+        shapes = self.state_shapes()
+        return tuple(like.new_zeros((self.num_layers, batch_size, *shapes[name])) for name in self.state_names)
 
     def gate_activations(self, x: Tensor, state: State | None = None) -> dict[str, Tensor]:
         """Per-step gate activations, for cells whose spec sets ``exposes_gates``.
@@ -91,7 +106,8 @@ class CellSpec:
     factory: Callable[..., nn.Module]
     """``factory(input_size, hidden_size, num_layers=1, dropout=0.0)`` -> a module following the contract."""
     state_names: tuple[str, ...] = ("h",)
-    """Names of the carried state tensors; ``("h", "c")`` for LSTM-like cells."""
+    """Names of the carried state tensors; ``("h", "c")`` for LSTM-like cells. Their shapes come from the
+    module's ``state_shapes()`` (``(L, B, H)`` each for a module that has none)."""
     devices: tuple[str, ...] = ("cpu", "cuda")
     """Device types the cell runs on."""
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
@@ -111,6 +127,18 @@ class CellSpec:
     reference: str | None = None
     """Optional name of a cell that computes the same function from the same parameters (``"lstm"`` for a cell with
     ``nn.LSTM``'s parameter layout). ``harness bench`` checks the cell against it numerically before timing it."""
+    h_is_readout: bool = False
+    """``True`` when the cell does not read the ``h`` it is given: its output is a readout of its other states
+    (Mamba, mLSTM), and ``h`` carries the last output only because the contract asks for it. ``harness bench``
+    then does not ask the initial ``h`` for a gradient, and ``||dL/dh_t||`` is the readout's own term alone."""
+    hidden_multiple: int = 1
+    """``hidden_size`` must be a multiple of this (a cell that splits ``H`` into heads); the conformance kit
+    picks sizes that are, and the harness refuses other sizes in one line."""
+    requires: tuple[str, ...] = ()
+    """Distributions (PyPI names) the cell computes with, e.g. ``("mambapy",)``: ``harness list`` shows each
+    with its installed version; a missing one makes the cell unavailable, naming :attr:`install`."""
+    install: str = ""
+    """The command that installs :attr:`requires`, e.g. ``pip install 'rnn-harness[mamba]'``."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME.match(self.name):
@@ -123,9 +151,28 @@ class CellSpec:
             raise ValueError(f"cell {self.name!r}: state_names must start with 'h'")
         if self.max_layers is not None and self.max_layers < 1:
             raise ValueError(f"cell {self.name!r}: max_layers must be >= 1 or None")
+        if isinstance(self.hidden_multiple, bool) or not isinstance(self.hidden_multiple, int) or self.hidden_multiple < 1:
+            raise ValueError(f"cell {self.name!r}: hidden_multiple must be a positive integer")
+        if isinstance(self.requires, str):
+            raise ValueError(f"cell {self.name!r}: requires must be a tuple of distribution names, not a string")
+
+    def missing_requirements(self) -> list[str]:
+        """The distributions in :attr:`requires` that are not installed."""
+        from importlib import metadata
+        missing = []
+        for dist in self.requires:
+            try:
+                metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                missing.append(dist)
+        return missing
 
     def unavailable_reason(self, device: torch.device, dtype: torch.dtype) -> str | None:
         """Why this cell cannot run on ``device`` with ``dtype``; ``None`` when it can."""
+        missing = self.missing_requirements()
+        if missing:
+            how = f"; install it with: {self.install}" if self.install else ""
+            return f"{self.name} needs the package {', '.join(missing)}, which is not installed{how}"
         if device.type not in self.devices:
             return f"{self.name} runs on {', '.join(self.devices)} only, not {device.type}"
         if dtype not in self.dtypes:

@@ -4,10 +4,12 @@ A fast kernel that computes the wrong thing must not get a good number. Before
 timing, :func:`check` runs the cell once forward and backward on a random input
 and a random non-zero initial state, and verifies:
 
-1. the contract: ``out`` is ``(T, B, H)`` and the state a tuple of ``(L, B, H)``
-   tensors, all of the input's dtype; ``out[-1]`` equals the top layer of ``h``;
+1. the contract: ``out`` is ``(T, B, H)`` and the state a tuple of ``(L, B, ...)``
+   tensors of the shapes the cell declares (``(L, B, H)`` unless its ``state_shapes()``
+   says otherwise), all of the input's dtype; ``out[-1]`` equals the top layer of ``h``;
    every output and every gradient is finite; the input, the initial state and
-   every trainable parameter receive a gradient;
+   every trainable parameter receive a gradient (except the initial ``h`` of a
+   cell whose spec sets ``h_is_readout``: such a cell does not read it);
 2. when the spec names a ``reference`` cell (``CellSpec.reference``): the same
    computation by the reference, with the cell's weights copied into it and
    on the inputs as rounded to the cell's dtype, in float64 on the cell's
@@ -32,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from harness.contract.cells import CellSpec
-from harness.plugins.model import CellContractError, build_cell, check_step_output
+from harness.plugins.model import CellContractError, build_cell, check_step_output, state_shapes
 
 TOLERANCE: dict[torch.dtype, float] = {
     torch.float64: 1e-9,
@@ -82,9 +84,13 @@ def check(spec: CellSpec, T: int, B: int, I: int, H: int, layers: int, device: t
     ref_name = reference.name if reference is not None else ""
     torch.manual_seed(seed)
     cell = build_cell(spec, I, H, layers).to(device=device, dtype=dtype)
-    inputs = _inputs(spec, T, B, I, H, layers, seed)
     try:
-        mine = _checked_results(spec, cell, inputs, device, dtype, (T, B, H, layers), tol)
+        try:
+            shapes = state_shapes(spec, cell, H)
+        except CellContractError as exc:
+            raise Incorrect(str(exc)) from None
+        inputs = _inputs(spec, T, B, I, H, layers, seed, shapes)
+        mine = _checked_results(spec, cell, inputs, device, dtype, (T, B, H, layers), tol, shapes)
         if reference is None:
             return Verdict(PASSED, tolerance=tol)
         theirs = _reference_results(spec, cell, reference, inputs, dtype, (I, H, layers), device)
@@ -101,14 +107,17 @@ def _name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _inputs(spec: CellSpec, T: int, B: int, I: int, H: int, layers: int, seed: int) -> dict[str, Tensor]:
-    """Float64 input, non-zero initial state and the objective's random weights, from their own generator."""
+def _inputs(spec: CellSpec, T: int, B: int, I: int, H: int, layers: int, seed: int,
+            shapes: dict[str, tuple[int, ...]]) -> dict[str, Tensor]:
+    """Float64 input, non-zero initial state (each ``(L, B, *shapes[name])``) and the objective's random weights,
+    from their own generator."""
     gen = torch.Generator().manual_seed(seed + 1)
     names = spec.state_names
     return {"x": torch.randn(T, B, I, generator=gen, dtype=torch.float64),
-            **{f"state {n}": torch.randn(layers, B, H, generator=gen, dtype=torch.float64) * 0.5 for n in names},
+            **{f"state {n}": torch.randn(layers, B, *shapes[n], generator=gen, dtype=torch.float64) * 0.5
+               for n in names},
             "w out": torch.randn(T, B, H, generator=gen, dtype=torch.float64),
-            **{f"w {n}": torch.randn(layers, B, H, generator=gen, dtype=torch.float64) for n in names}}
+            **{f"w {n}": torch.randn(layers, B, *shapes[n], generator=gen, dtype=torch.float64) for n in names}}
 
 
 def _forward(spec: CellSpec, module: nn.Module, inputs: dict[str, Tensor], device: torch.device, dtype: torch.dtype):
@@ -131,12 +140,13 @@ def _gradients(spec: CellSpec, outputs: dict[str, Tensor], leaves, on: dict[str,
 
 
 def _checked_results(spec: CellSpec, cell: nn.Module, inputs: dict[str, Tensor], device: torch.device,
-                     dtype: torch.dtype, shape: tuple[int, int, int, int], tol: float) -> dict[str, Tensor]:
+                     dtype: torch.dtype, shape: tuple[int, int, int, int], tol: float,
+                     shapes: dict[str, tuple[int, ...]]) -> dict[str, Tensor]:
     """The cell's outputs and gradients by name, after the contract checks (:class:`Incorrect` when one fails)."""
     T, B, H, layers = shape
     out, final, leaves, on = _forward(spec, cell, inputs, device, dtype)
     try:
-        check_step_output(spec, out, final, T, B, H, layers)
+        check_step_output(spec, out, final, T, B, H, layers, shapes)
     except CellContractError as exc:
         raise Incorrect(str(exc)) from None
     outputs = {"output": out, **{f"final {n}": s for n, s in zip(spec.state_names, final)}}
@@ -150,6 +160,8 @@ def _checked_results(spec: CellSpec, cell: nn.Module, inputs: dict[str, Tensor],
     if not gap <= tol * max(1.0, top_h.abs().max().item()):
         raise Incorrect(f"{spec.name}: out[-1] differs from the top layer of the final h by {gap:.3g}", gap)
     grads = _gradients(spec, outputs, leaves, on)
+    if spec.h_is_readout and grads.get("gradient of initial h", 0) is None:
+        grads["gradient of initial h"] = torch.zeros_like(on["state h"])  # not read by design: its gradient is 0
     for name, grad in grads.items():
         if grad is None:
             raise Incorrect(f"{spec.name}: the {name.removeprefix('gradient of ')} got no gradient")

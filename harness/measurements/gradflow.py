@@ -12,8 +12,13 @@ the previous call's state. The readout reads the top layer of each carried
 is the total derivative. This works for any cell that accepts an initial
 state, fused whole-sequence kernels included.
 
-For stacked cells the norms are those of the top layer's state. Norms are
-Frobenius norms over ``(B, H)`` of the gradient of the batch-mean loss.
+For stacked cells the norms are those of the top layer's state. A norm is the
+Frobenius norm over ``(B, ...)`` of the gradient of the batch-mean loss: over
+the batch and every trailing dimension the cell declares for that state
+(``(B, H)`` for an ``(L, B, H)`` state, ``(B, D, N)`` for an SSM state). With
+``g_b`` the gradient of sample ``b``'s own loss, that is
+``sqrt(sum_b ||g_b||_F^2) / B``: the per-sample norms combined in quadrature,
+scaled by the batch mean.
 
 The loss differentiated is ``Task.memory_loss``: the whole loss unless the
 task says which part needs memory (for ``copy``: the recall steps only, so that
@@ -32,23 +37,24 @@ from torch import Tensor
 
 from harness.contract.cells import CellSpec
 from harness.contract.tasks import Batch, Task
-from harness.plugins.model import TaskModel, check_step_output
+from harness.plugins.model import TaskModel, check_step_output, state_shapes
 
 
 def state_gradient_norms(model: TaskModel, spec: CellSpec, task: Task, batch: Batch,
                          layers: int, hidden_size: int) -> dict[str, np.ndarray]:
-    """-> state name -> ``(T,)`` array of ``||dL/d state_t||`` (top layer), ``t = 0..T-1``."""
+    """-> state name -> ``(T,)`` array of ``||dL/d state_t||`` (top layer, Frobenius over ``(B, ...)``), ``t = 0..T-1``."""
     was_training = model.training
     model.eval()  # no dropout: the measurement must be repeatable
     try:
         x = model.head.embed(batch.x)                       # (T, B, I)
         T, B = x.shape[:2]
-        state = tuple(x.new_zeros(layers, B, hidden_size) for _ in spec.state_names)
+        shapes = state_shapes(spec, model.cell, hidden_size)
+        state = tuple(x.new_zeros((layers, B, *shapes[n])) for n in spec.state_names)
         carried: list[tuple[Tensor, ...]] = []
         for t in range(T):
             out, state = model.cell(x[t:t + 1], state)
             if t == 0:
-                check_step_output(spec, out, state, 1, B, hidden_size, layers)
+                check_step_output(spec, out, state, 1, B, hidden_size, layers, shapes)
             state = tuple(state)
             carried.append(state)
         h_top = torch.stack([s[0][-1] for s in carried])    # (T, B, H): readout reads the carried state
@@ -64,7 +70,7 @@ def state_gradient_norms(model: TaskModel, spec: CellSpec, task: Task, batch: Ba
         per_t = []
         for t in range(T):
             g = grads[t * n + k]
-            per_t.append(0.0 if g is None else g[-1].detach().double().norm().item())
+            per_t.append(0.0 if g is None else g[-1].detach().double().norm().item())  # over (B, ...)
         norms[name] = np.asarray(per_t)
     return norms
 

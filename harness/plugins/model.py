@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from harness.contract.cells import CellSpec, State
+from harness.contract.cells import CellSpec, RecurrentCell, State, StateShapes
 from harness.contract.tasks import TaskHead
 
 
@@ -14,10 +14,46 @@ class CellContractError(RuntimeError):
     """A cell broke the contract of ``harness.contract``; the message says how."""
 
 
+def declared_state_shapes(module: nn.Module, state_names: tuple[str, ...], hidden_size: int,
+                          cell_name: str = "cell") -> StateShapes:
+    """What ``module.state_shapes()`` declares (name -> trailing shape after ``(L, B)``), or ``(H,)`` for every
+    name when the module has no such method (a plain ``nn.Module`` plugin), checked against the contract.
+
+    :raises CellContractError: names other than ``state_names``, a shape that is not a tuple of positive
+        integers, or an ``h`` that is not ``(H,)``; one line naming the state.
+    """
+    method = getattr(module, "state_shapes", None)
+    if not callable(method) or getattr(type(module), "state_shapes", None) is RecurrentCell.state_shapes:
+        # nothing declared (RecurrentCell's default reads the class's state_names, which a spec may extend)
+        return {name: (hidden_size,) for name in state_names}
+    declared = method()
+    if not isinstance(declared, dict) or set(declared) != set(state_names):
+        got = sorted(declared) if isinstance(declared, dict) else type(declared).__name__
+        raise CellContractError(f"{cell_name}: state_shapes() must name exactly the states {state_names}, got {got}")
+    shapes = {}
+    for name in state_names:
+        shape = declared[name]
+        if (not isinstance(shape, (tuple, list)) or not shape
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+            raise CellContractError(f"{cell_name}: state_shapes() gives state {name!r} the shape {shape!r}; "
+                                    "write a tuple of positive integers (the trailing shape after (L, B))")
+        shapes[name] = tuple(shape)
+    if shapes["h"] != (hidden_size,):
+        raise CellContractError(f"{cell_name}: state_shapes() declares h as {shapes['h']}, but h must be (H,) = "
+                                f"{(hidden_size,)}: out[t] is the top layer of h")
+    return shapes
+
+
+def state_shapes(spec: CellSpec, cell: nn.Module, hidden_size: int) -> StateShapes:
+    """The trailing shape of each of ``spec``'s states for the built ``cell``; see :func:`declared_state_shapes`."""
+    return declared_state_shapes(cell, spec.state_names, hidden_size, spec.name)
+
+
 class Stacked(nn.Module):
     """Stacks single-layer cells, with dropout between layers (not after the top one).
 
-    State layout is the contract's: each state tensor is ``(L, B, H)``.
+    State layout is the contract's: each state tensor is ``(L, B, ...)``, the layers' own states joined along L,
+    so every layer must declare the same state shapes.
     """
 
     def __init__(self, layers: list[nn.Module], state_names: tuple[str, ...], dropout: float):
@@ -28,8 +64,17 @@ class Stacked(nn.Module):
         self.hidden_size = layers[0].hidden_size
         self.drop = nn.Dropout(dropout)
 
+    def state_shapes(self) -> StateShapes:
+        """The layers' declared state shapes (``(H,)`` each for layers that declare none), the same for all."""
+        shapes = [declared_state_shapes(layer, self.state_names, self.hidden_size) for layer in self.layers]
+        for i, other in enumerate(shapes[1:], start=1):
+            if other != shapes[0]:
+                raise CellContractError(f"stacked layers declare different state shapes: layer 0 {shapes[0]}, "
+                                        f"layer {i} {other}; a layer's state shapes must not depend on its input size")
+        return shapes[0]
+
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """x: (T, B, I) -> out (T, B, H), state tuple of (L, B, H)."""
+        """x: (T, B, I) -> out (T, B, H), state tuple of (L, B, ...)."""
         finals = []
         for i, layer in enumerate(self.layers):
             layer_state = None if state is None else tuple(s[i:i + 1] for s in state)
@@ -50,6 +95,10 @@ class Stacked(nn.Module):
 
 def build_cell(spec: CellSpec, input_size: int, hidden_size: int, layers: int = 1, dropout: float = 0.0) -> nn.Module:
     """Call the spec's factory; stack single-layer instances when the cell cannot stack itself."""
+    if hidden_size % spec.hidden_multiple:
+        raise CellContractError(f"{spec.name} needs a hidden size that is a multiple of {spec.hidden_multiple}, "
+                                f"got {hidden_size}; use e.g. --hidden-size "
+                                f"{max(spec.hidden_multiple, hidden_size - hidden_size % spec.hidden_multiple)}")
     if spec.max_layers is not None and layers > spec.max_layers:
         if spec.max_layers != 1:
             raise CellContractError(f"{spec.name} supports at most {spec.max_layers} layers, {layers} requested")
@@ -62,13 +111,17 @@ def build_cell(spec: CellSpec, input_size: int, hidden_size: int, layers: int = 
     return cell
 
 
-def zero_state(spec: CellSpec, layers: int, batch_size: int, hidden_size: int, like: Tensor) -> State:
-    """Zeros for every carried state tensor: each ``(L, B, H)``."""
-    return tuple(like.new_zeros(layers, batch_size, hidden_size) for _ in spec.state_names)
+def zero_state(spec: CellSpec, layers: int, batch_size: int, hidden_size: int, like: Tensor,
+               shapes: StateShapes | None = None) -> State:
+    """Zeros for every carried state tensor: each ``(L, B, *shapes[name])`` (``(L, B, H)`` without ``shapes``)."""
+    return tuple(like.new_zeros((layers, batch_size, *(shapes[n] if shapes else (hidden_size,))))
+                 for n in spec.state_names)
 
 
-def check_step_output(spec: CellSpec, out, state, T: int, B: int, H: int, L: int) -> None:
-    """Raise :class:`CellContractError` unless ``out`` is ``(T, B, H)`` and ``state`` a tuple of ``(L, B, H)``."""
+def check_step_output(spec: CellSpec, out, state, T: int, B: int, H: int, L: int,
+                      shapes: StateShapes | None = None) -> None:
+    """Raise :class:`CellContractError` unless ``out`` is ``(T, B, H)`` and ``state`` a tuple with one
+    ``(L, B, *shapes[name])`` tensor per name (``(L, B, H)`` each without ``shapes``)."""
     if not isinstance(out, Tensor) or tuple(out.shape) != (T, B, H):
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise CellContractError(f"{spec.name} returned output of shape {shape}, expected (T, B, H) = {(T, B, H)}")
@@ -77,9 +130,15 @@ def check_step_output(spec: CellSpec, out, state, T: int, B: int, H: int, L: int
             f"{spec.name} returned a state of {type(state).__name__} (len {len(state) if isinstance(state, (tuple, list)) else '?'}); "
             f"expected a tuple of {len(spec.state_names)} tensors named {spec.state_names}")
     for name, s in zip(spec.state_names, state):
-        if not isinstance(s, Tensor) or tuple(s.shape) != (L, B, H):
+        trailing = shapes[name] if shapes else (H,)
+        expected = (L, B, *trailing)
+        if not isinstance(s, Tensor) or tuple(s.shape) != expected:
             shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
-            raise CellContractError(f"{spec.name} returned state {name!r} of shape {shape}, expected (L, B, H) = {(L, B, H)}")
+            if trailing == (H,):
+                raise CellContractError(f"{spec.name} returned state {name!r} of shape {shape}, "
+                                        f"expected (L, B, H) = {expected}")
+            raise CellContractError(f"{spec.name} returned state {name!r} of shape {shape}, but its state_shapes() "
+                                    f"declares (L, B, {', '.join(map(str, trailing))}) = {expected}")
 
 
 def verify_cell(spec: CellSpec, cell: nn.Module, input_size: int, hidden_size: int, layers: int,
@@ -97,9 +156,10 @@ def verify_cell(spec: CellSpec, cell: nn.Module, input_size: int, hidden_size: i
 
 def _verify(spec: CellSpec, cell: nn.Module, x: Tensor, hidden_size: int, layers: int) -> None:
     T, B = x.shape[:2]
+    shapes = state_shapes(spec, cell, hidden_size)
     with torch.no_grad():
         out, state = cell(x, None)
-        check_step_output(spec, out, state, T, B, hidden_size, layers)
+        check_step_output(spec, out, state, T, B, hidden_size, layers, shapes)
         if not torch.allclose(out[-1], state[0][-1], atol=1e-5, rtol=1e-4):
             raise CellContractError(f"{spec.name}: out[-1] differs from the top layer of the final h state")
         out2, _ = cell(x[:1], None)

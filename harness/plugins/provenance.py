@@ -109,6 +109,19 @@ def editable_path(ep: metadata.EntryPoint) -> str:
     return ""
 
 
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (a PyPI name), or ``None`` when it is not installed."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def requirement_versions(distributions) -> dict[str, str | None]:
+    """``{name: installed version or None}`` for the packages a cell computes with (``CellSpec.requires``)."""
+    return {name: installed_version(name) for name in distributions}
+
+
 def _module_file(ep: metadata.EntryPoint) -> Path | None:
     """The file of the module an entry point names, once imported."""
     module = sys.modules.get(ep.value.split(":")[0].strip())

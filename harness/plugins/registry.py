@@ -40,7 +40,7 @@ from harness.contract.executors import ExecutorSpec
 from harness.contract.tasks import TaskSpec
 from harness.plugins import checks
 from harness.plugins.provenance import (IN_PROCESS, Source, distribution_name, distribution_version, editable_path,
-                                        is_own, normalize)
+                                        is_own, normalize, requirement_versions)
 
 ENTRY_POINT_GROUP = "harness"
 
@@ -106,9 +106,14 @@ class Registry:
             raise self._unknown("executor", name, self.executors)
         return self.executors[name].spec
 
-    def provenance(self, name: str, kind: str = "cell") -> dict[str, str]:
-        """Which plugin, package, version and (editable installs) folder supplied the cell (or task) ``name``."""
-        return (self.cells if kind == "cell" else self.tasks)[name].source.as_dict()
+    def provenance(self, name: str, kind: str = "cell") -> dict[str, Any]:
+        """Which plugin, package, version and (editable installs) folder supplied the cell (or task) ``name``; for a
+        cell that computes with other packages (``CellSpec.requires``), their versions too, under ``requires``."""
+        registered = (self.cells if kind == "cell" else self.tasks)[name]
+        facts: dict[str, Any] = registered.source.as_dict()
+        if kind == "cell" and registered.spec.requires:
+            facts["requires"] = requirement_versions(registered.spec.requires)
+        return facts
 
     def registered_by(self, plugin: str) -> dict[str, list[str]]:
         """What one plugin registered: ``{"cells": [...], "tasks": [...], "executors": [...]}`` (empty kinds left out)."""

@@ -20,8 +20,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from harness.contract.cells import CellSpec, RecurrentCell
-from harness.plugins.model import CellContractError, build_cell, check_step_output
+from harness.contract.cells import CellSpec, RecurrentCell, StateShapes
+from harness.plugins.model import CellContractError, build_cell, check_step_output, state_shapes
 
 
 class ConformanceError(AssertionError):
@@ -70,18 +70,35 @@ def _dtype_for(spec: CellSpec) -> torch.dtype:
     return torch.float64 if torch.float64 in spec.dtypes else spec.dtypes[0]
 
 
+def _hidden(spec: CellSpec, hidden_size: int) -> int:
+    """``hidden_size`` rounded up to the spec's ``hidden_multiple`` (a cell with heads needs whole heads)."""
+    m = spec.hidden_multiple
+    return -(-hidden_size // m) * m
+
+
+def _shapes(spec: CellSpec, cell: nn.Module, hidden_size: int) -> StateShapes:
+    """The cell's declared state shapes; a bad declaration is a :class:`ConformanceError`."""
+    try:
+        return state_shapes(spec, cell, hidden_size)
+    except CellContractError as exc:
+        raise ConformanceError(str(exc)) from None
+
+
 @_explained("checking shapes and state passing")
 def check_shapes_and_state(spec: CellSpec, *, input_size: int = 3, hidden_size: int = 4, layers: int = 1,
                            T: int = 5, B: int = 2) -> None:
-    """Output ``(T, B, H)``; state a tuple of ``(L, B, H)``; ``out[t]`` equals the top-layer ``h``;
-    a sequence split in two calls (state passed along) equals one call; a given initial state is used."""
+    """Output ``(T, B, H)``; state a tuple with one ``(L, B, *declared)`` tensor per name (``(L, B, H)`` unless the
+    module's ``state_shapes()`` says otherwise); ``out[t]`` equals the top-layer ``h``; a sequence split in two
+    calls (state passed along) equals one call; a given initial state is used."""
     dtype = _dtype_for(spec)
+    hidden_size = _hidden(spec, hidden_size)
     cell = _build(spec, input_size, hidden_size, layers, dtype)
+    shapes = _shapes(spec, cell, hidden_size)
     x = torch.randn(T, B, input_size, dtype=dtype, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         try:
             out, state = cell(x)
-            check_step_output(spec, out, state, T, B, hidden_size, layers)
+            check_step_output(spec, out, state, T, B, hidden_size, layers, shapes)
         except CellContractError as exc:
             raise ConformanceError(str(exc)) from None
         _check_like(spec, "forward", x, out, state)
@@ -117,13 +134,15 @@ def check_gradients(spec: CellSpec, *, input_size: int = 2, hidden_size: int = 3
     dtype = _dtype_for(spec)
     if dtype != torch.float64:
         atol, rtol, eps = 5e-2, 5e-2, 1e-2
+    hidden_size = _hidden(spec, hidden_size)
     cell = _build(spec, input_size, hidden_size, layers, dtype)
+    shapes = _shapes(spec, cell, hidden_size)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(T, B, input_size, dtype=dtype, generator=gen, requires_grad=True)
-    state = tuple(torch.randn(layers, B, hidden_size, dtype=dtype, generator=gen).mul_(0.5).requires_grad_(True)
-                  for _ in spec.state_names)
+    state = tuple(torch.randn(layers, B, *shapes[n], dtype=dtype, generator=gen).mul_(0.5).requires_grad_(True)
+                  for n in spec.state_names)
     weights_out = torch.randn(T, B, hidden_size, dtype=dtype, generator=gen)
-    weights_state = [torch.randn(layers, B, hidden_size, dtype=dtype, generator=gen) for _ in spec.state_names]
+    weights_state = [torch.randn(layers, B, *shapes[n], dtype=dtype, generator=gen) for n in spec.state_names]
 
     def objective() -> Tensor:
         out, final = cell(x, state)
@@ -161,6 +180,7 @@ def check_gradients(spec: CellSpec, *, input_size: int = 2, hidden_size: int = 3
 def check_determinism(spec: CellSpec, *, input_size: int = 3, hidden_size: int = 4, layers: int = 1) -> None:
     """Same seed -> same weights, same outputs and same gradients, twice over."""
     dtype = _dtype_for(spec)
+    hidden_size = _hidden(spec, hidden_size)
     results = []
     for _ in range(2):
         cell = _build(spec, input_size, hidden_size, layers, dtype, seed=123)
@@ -184,6 +204,7 @@ def check_declared_support(spec: CellSpec, *, input_size: int = 3, hidden_size: 
     reason = spec.unavailable_reason(torch.device("cpu"), spec.dtypes[0])
     if reason:
         return  # e.g. needs an interpreter switch on CPU: the cell says why it cannot run
+    hidden_size = _hidden(spec, hidden_size)
     for dtype in spec.dtypes:
         if dtype in (torch.float16, torch.bfloat16):
             continue  # half precision on CPU is not required
@@ -216,6 +237,7 @@ def check_cuda(spec: CellSpec, *, input_size: int = 3, hidden_size: int = 4, T: 
     if "cuda" not in spec.devices or not torch.cuda.is_available():
         return
     dtype = _dtype_for(spec)
+    hidden_size = _hidden(spec, hidden_size)
     if spec.unavailable_reason(device, dtype):
         return  # the cell says why it cannot run here (a missing compiler, ...)
     cpu_cell = _build(spec, input_size, hidden_size, 1, dtype)
