@@ -1,4 +1,5 @@
-"""What machine and software a run used (``environment.json``), and preparing its CPU (``prepare_cpu``)."""
+"""What machine and software a run used (``environment.json``), preparing its CPU (``prepare_cpu``), and the CPUs
+this process may use (``available_cpus``)."""
 
 from __future__ import annotations
 
@@ -95,3 +96,90 @@ def prepare_cpu(threads: int | None) -> None:
 
     torch.set_num_threads(threads)
     threadpool_limits(threads)
+
+
+# ------------------------------------------------------------------ CPUs this process may use
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where the cgroup file systems are mounted (tests point it at a folder of their own)."""
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+"""This process's cgroup membership, one ``id:controllers:path`` line per hierarchy."""
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _quota_cpus(quota: float, period: float) -> int:
+    """Whole CPUs a CFS quota lets run without throttling: 1.5 CPUs' worth of quota keeps one thread busy
+    without a pause, two threads would be throttled a quarter of the time."""
+    return max(1, int(quota // period))
+
+
+def _upwards(root: Path, inner: str) -> list[Path]:
+    """``root/inner`` and each of its parents up to ``root`` (a quota on any ancestor applies too). When the
+    path is not there (a cgroup namespace shows its own root as ``/``), ``root`` alone."""
+    folder = root / inner.strip("/")
+    if not folder.is_dir():
+        return [root]
+    found = [folder]
+    while folder != root and root in folder.parents:
+        folder = folder.parent
+        found.append(folder)
+    return found
+
+
+def _cgroup_limit() -> tuple[int, str] | None:
+    """The smallest CPU quota on this process's cgroup or its ancestors: v2 ``cpu.max`` (``"max 100000"`` or
+    ``"200000 100000"``), v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota ``-1``: none)."""
+    try:
+        lines = PROC_SELF_CGROUP.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[tuple[int, str]] = []
+    for line in lines:
+        _, controllers, inner = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":                                            # v2, the unified hierarchy
+            for folder in _upwards(CGROUP_ROOT, inner):
+                try:
+                    quota, period = (folder / "cpu.max").read_text().split()[:2]
+                except (OSError, ValueError):
+                    continue
+                if quota != "max" and float(period) > 0:
+                    limits.append((_quota_cpus(float(quota), float(period)), "cgroup cpu.max"))
+        elif "cpu" in controllers.split(","):                           # v1, the cpu controller's hierarchy
+            mount = next((CGROUP_ROOT / name for name in (controllers, "cpu") if (CGROUP_ROOT / name).is_dir()), None)
+            if mount is None:
+                continue
+            for folder in _upwards(mount, inner):
+                quota, period = _read_int(folder / "cpu.cfs_quota_us"), _read_int(folder / "cpu.cfs_period_us")
+                if quota is not None and period and quota > 0:
+                    limits.append((_quota_cpus(quota, period), "cgroup cpu.cfs_quota_us"))
+    return min(limits, key=lambda limit: limit[0]) if limits else None
+
+
+def available_cpus() -> tuple[int, str]:
+    """How many CPUs this process can keep busy at once, and which limit decided it.
+
+    The smallest of: the CPUs in its affinity mask (``os.sched_getaffinity``; ``taskset``, Slurm's and
+    containers' cpusets), its cgroup's CPU quota in whole CPUs (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``, on its own cgroup or any ancestor; Docker's ``--cpus``, Kubernetes' limits) and
+    ``SLURM_CPUS_PER_TASK``. Where the system offers no affinity mask, the machine's CPU count stands in.
+
+    :returns: ``(cpus, source)``, ``source`` one of ``"affinity"``, ``"cpu_count"``, ``"cgroup cpu.max"``,
+        ``"cgroup cpu.cfs_quota_us"``, ``"SLURM_CPUS_PER_TASK"``; on a tie the earlier in this list.
+    """
+    try:
+        candidates = [(len(os.sched_getaffinity(0)), "affinity")]
+    except (AttributeError, OSError):
+        candidates = [(os.cpu_count() or 1, "cpu_count")]
+    quota = _cgroup_limit()
+    if quota:
+        candidates.append(quota)
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        candidates.append((int(slurm), "SLURM_CPUS_PER_TASK"))
+    return min(candidates, key=lambda candidate: candidate[0])        # min keeps the first of equals
