@@ -21,9 +21,11 @@ Two uses, told apart by the thresholds:
       more than --fail-worse (loss_ratio up, or accuracy down, absolute), or
       where a setting of BASE has no result in NEW. Where both sides have an
       interval (a sweep's 95% CI over seeds; bench's quartile band), a change
-      whose intervals overlap is within the noise, not a regression. Prints
-      the table of changes, one line per regression on stderr, and saves
-      changes.csv.
+      whose intervals overlap is within the noise, not a regression. A bench
+      timing marked noisy on either side (docs/measurements.md) is not
+      judged: it never fails the build, and gets one 'not judged' line on
+      stderr. Prints the table of changes, one line per regression on
+      stderr, and saves changes.csv.
 
 Exit status: 0 (no regression), 1 (regression mode: at least one regression),
 2 (usage error: bad folders, bad thresholds).
@@ -44,7 +46,8 @@ from pathlib import Path
 
 from harness.contract.errors import HarnessError
 from harness.reports.compare import DISPLAY_FORMATS, compare_runs, display_table
-from harness.reports.regression import Thresholds, compare_folders, parse_fraction, regression_lines, table_text
+from harness.reports.regression import (Thresholds, compare_folders, not_judged_lines, parse_fraction,
+                                        regression_lines, table_text)
 from harness.reports.report import markdown_table
 from harness.reports.results import read_run
 
@@ -112,10 +115,12 @@ def regression_mode(args, thresholds: Thresholds) -> int:
     print(table_text(changes))
     lines = regression_lines(changes, thresholds)
     noise = int((changes["verdict"] == "within noise").sum())
+    unjudged = not_judged_lines(changes)
     print(f"\n{len(lines)} regression(s) in {len(changes)} comparison(s)"
           + (f"; {noise} change(s) beyond the threshold but within the noise" if noise else "")
+          + (f"; {len(unjudged)} not judged (noisy timings)" if unjudged else "")
           + f"; table: {out / 'changes.csv'}")
-    for line in lines:
+    for line in lines + unjudged:
         print(line, file=sys.stderr)
     return 1 if lines else 0
 

@@ -7,10 +7,18 @@ not timed. Then we build the cell alone (no task head), run ``warmup`` untimed
 calls, time ``repeats`` calls and report the median, the quartiles and tokens
 per second (``B * T / median``). The backward pass differentiates
 ``out.sum()`` with respect to the input and every parameter.
+
+Two more figures per pass: its peak memory (:mod:`harness.measurements.memory`,
+in one untimed call after the gate and before the timing), and whether its
+timing is ``noisy`` (:mod:`harness.measurements.noise`: the repeats spread
+widely, or the machine was oversubscribed by the load sampled just before and
+just after the timed calls).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -20,12 +28,15 @@ import torch
 from harness.contract.cells import CellSpec
 from harness.contract.errors import HarnessError, one_line
 from harness.measurements import correctness
+from harness.measurements.environment import available_cpus
+from harness.measurements.memory import peak_memory
+from harness.measurements.noise import judge, sample_load
 from harness.measurements.throughput import time_call
 from harness.plugins.model import build_cell
 
 BENCH_COLUMNS = ["cell", "device", "dtype", "T", "B", "I", "H", "layers", "pass", "median_s", "q25_s", "q75_s",
-                 "tokens_per_s", "us_per_step", "repeats", "status", "gate", "gate_reference", "gate_error",
-                 "gate_tolerance", "reason"]
+                 "tokens_per_s", "us_per_step", "repeats", "peak_mem_bytes", "noisy", "noise", "spread", "other_load",
+                 "cpus", "status", "gate", "gate_reference", "gate_error", "gate_tolerance", "reason"]
 FAILED_STATUSES = ("failed", "incorrect")
 """Statuses that make ``bench`` exit 1: the cell raised, or computed the wrong thing."""
 DEFAULT_SHAPES = "100x64x32x128,200x128x64x256,100x32x256x512"
@@ -57,12 +68,13 @@ def parse_shapes(text: str) -> list[Shape]:
 
 
 def bench_cell(spec: CellSpec, shape: Shape, device: torch.device, dtype: torch.dtype, layers: int = 1,
-               warmup: int = 3, repeats: int = 10, seed: int = 0, reference: CellSpec | None = None
-               ) -> list[dict[str, Any]]:
+               warmup: int = 3, repeats: int = 10, seed: int = 0, reference: CellSpec | None = None,
+               memory: bool = True) -> list[dict[str, Any]]:
     """Rows for the forward and forward+backward passes of one cell at one shape, after the correctness gate.
 
     :param reference: the cell to check against numerically (see :func:`reference_for`); ``None``: the
         contract checks only.
+    :param memory: measure each pass's peak memory (one extra, untimed call of each).
     """
     base = {"cell": spec.name, "device": device.type, "dtype": str(dtype).removeprefix("torch."),
             **{"T": shape.T, "B": shape.B, "I": shape.I, "H": shape.H}, "layers": layers}
@@ -94,13 +106,20 @@ def bench_cell(spec: CellSpec, shape: Shape, device: torch.device, dtype: torch.
             out, _ = cell(x_grad)
             out.sum().backward()
 
-        rows = []
         passes: list[tuple[str, Callable[[], None]]] = [("forward", forward), ("forward+backward", forward_backward)]
+        peaks = {name: peak_memory(fn, device) if memory else math.nan for name, fn in passes}
+        cpus = available_cpus()
+        threads = torch.get_num_threads()
+        rows = []
         for name, fn in passes:
+            before = sample_load()
             t = time_call(fn, device, warmup=warmup, repeats=repeats)
+            noise = judge(t.median, t.q25, t.q75, before, sample_load(), threads, cpus, os.cpu_count() or cpus[0])
             rows.append({**base, "pass": name, "median_s": t.median, "q25_s": t.q25, "q75_s": t.q75,
                          "tokens_per_s": shape.B * shape.T / t.median, "us_per_step": t.median / shape.T * 1e6,
-                         "repeats": t.repeats, "status": "ok", "reason": ""})
+                         "repeats": t.repeats, "peak_mem_bytes": peaks[name], "noisy": noise.noisy,
+                         "noise": noise.reason, "spread": noise.spread, "other_load": noise.other_load,
+                         "cpus": cpus[0], "status": "ok", "reason": ""})
         return rows
     except Exception as exc:  # a broken cell is reported, the others are still timed
         return _failed(base, exc)

@@ -1,8 +1,8 @@
-"""What machine and software a run used (``environment.json``), and preparing its CPU (``prepare_cpu``)."""
+"""What machine and software a run used (``environment.json``), preparing its CPU (``prepare_cpu``), and the CPUs
+this process may use (``available_cpus``)."""
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import subprocess
@@ -78,48 +78,6 @@ def describe() -> dict:
     }
 
 
-CGROUP = Path("/sys/fs/cgroup")
-"""Where the process's cgroup files are (v2 ``cpu.max``, or v1 ``cpu/cpu.cfs_quota_us`` and ``cpu.cfs_period_us``)."""
-
-
-def available_cpus() -> tuple[int, str]:
-    """The CPUs this process may use, and what limits them: the smallest of its CPU affinity (``taskset``,
-    containers), its cgroup's CPU quota (Docker ``--cpus``, Kubernetes limits; rounded up) and Slurm's
-    ``SLURM_CPUS_PER_TASK``. -> ``(count >= 1, "affinity" | "cgroup quota" | "SLURM_CPUS_PER_TASK" | "cpu_count")``.
-
-    A setting of the machine, never its momentary load: the harness sizes thread pools and ``--jobs`` from it.
-    """
-    try:
-        limits = [(len(os.sched_getaffinity(0)), "affinity")]
-    except AttributeError:  # not on Linux
-        limits = [(os.cpu_count() or 1, "cpu_count")]
-    quota = _cgroup_quota()
-    if quota is not None:
-        limits.append((quota, "cgroup quota"))
-    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if slurm.strip().isdigit() and int(slurm) > 0:
-        limits.append((int(slurm), "SLURM_CPUS_PER_TASK"))
-    count, source = min(limits, key=lambda limit: limit[0])
-    return max(1, count), source
-
-
-def _cgroup_quota() -> int | None:
-    """The cgroup's CPU quota in whole CPUs (rounded up), or ``None`` when there is none or it cannot be read."""
-    try:
-        v2 = CGROUP / "cpu.max"
-        if v2.exists():
-            quota, period = v2.read_text().split()[:2]
-            return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
-        v1 = CGROUP / "cpu" / "cpu.cfs_quota_us"
-        if v1.exists():
-            quota = int(v1.read_text())
-            period = int((CGROUP / "cpu" / "cpu.cfs_period_us").read_text())
-            return None if quota <= 0 else max(1, math.ceil(quota / period))
-    except (OSError, ValueError, ZeroDivisionError):
-        return None
-    return None
-
-
 def threads_record(threads: int, given: bool) -> dict:
     """What ``environment.json`` and the run header say of the CPU threads: how many, why, and what was available."""
     cpus, limited_by = available_cpus()
@@ -153,3 +111,90 @@ def prepare_cpu(threads: int | None) -> None:
 
     torch.set_num_threads(threads)
     threadpool_limits(threads)
+
+
+# ------------------------------------------------------------------ CPUs this process may use
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+"""Where the cgroup file systems are mounted (tests point it at a folder of their own)."""
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+"""This process's cgroup membership, one ``id:controllers:path`` line per hierarchy."""
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _quota_cpus(quota: float, period: float) -> int:
+    """Whole CPUs a CFS quota lets run without throttling: 1.5 CPUs' worth of quota keeps one thread busy
+    without a pause, two threads would be throttled a quarter of the time."""
+    return max(1, int(quota // period))
+
+
+def _upwards(root: Path, inner: str) -> list[Path]:
+    """``root/inner`` and each of its parents up to ``root`` (a quota on any ancestor applies too). When the
+    path is not there (a cgroup namespace shows its own root as ``/``), ``root`` alone."""
+    folder = root / inner.strip("/")
+    if not folder.is_dir():
+        return [root]
+    found = [folder]
+    while folder != root and root in folder.parents:
+        folder = folder.parent
+        found.append(folder)
+    return found
+
+
+def _cgroup_limit() -> tuple[int, str] | None:
+    """The smallest CPU quota on this process's cgroup or its ancestors: v2 ``cpu.max`` (``"max 100000"`` or
+    ``"200000 100000"``), v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota ``-1``: none)."""
+    try:
+        lines = PROC_SELF_CGROUP.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[tuple[int, str]] = []
+    for line in lines:
+        _, controllers, inner = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":                                            # v2, the unified hierarchy
+            for folder in _upwards(CGROUP_ROOT, inner):
+                try:
+                    quota, period = (folder / "cpu.max").read_text().split()[:2]
+                except (OSError, ValueError):
+                    continue
+                if quota != "max" and float(period) > 0:
+                    limits.append((_quota_cpus(float(quota), float(period)), "cgroup cpu.max"))
+        elif "cpu" in controllers.split(","):                           # v1, the cpu controller's hierarchy
+            mount = next((CGROUP_ROOT / name for name in (controllers, "cpu") if (CGROUP_ROOT / name).is_dir()), None)
+            if mount is None:
+                continue
+            for folder in _upwards(mount, inner):
+                quota, period = _read_int(folder / "cpu.cfs_quota_us"), _read_int(folder / "cpu.cfs_period_us")
+                if quota is not None and period and quota > 0:
+                    limits.append((_quota_cpus(quota, period), "cgroup cpu.cfs_quota_us"))
+    return min(limits, key=lambda limit: limit[0]) if limits else None
+
+
+def available_cpus() -> tuple[int, str]:
+    """How many CPUs this process can keep busy at once, and which limit decided it.
+
+    The smallest of: the CPUs in its affinity mask (``os.sched_getaffinity``; ``taskset``, Slurm's and
+    containers' cpusets), its cgroup's CPU quota in whole CPUs (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``, on its own cgroup or any ancestor; Docker's ``--cpus``, Kubernetes' limits) and
+    ``SLURM_CPUS_PER_TASK``. Where the system offers no affinity mask, the machine's CPU count stands in.
+
+    :returns: ``(cpus, source)``, ``source`` one of ``"affinity"``, ``"cpu_count"``, ``"cgroup cpu.max"``,
+        ``"cgroup cpu.cfs_quota_us"``, ``"SLURM_CPUS_PER_TASK"``; on a tie the earlier in this list.
+    """
+    try:
+        candidates = [(len(os.sched_getaffinity(0)), "affinity")]
+    except (AttributeError, OSError):
+        candidates = [(os.cpu_count() or 1, "cpu_count")]
+    quota = _cgroup_limit()
+    if quota:
+        candidates.append(quota)
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) > 0:
+        candidates.append((int(slurm), "SLURM_CPUS_PER_TASK"))
+    return min(candidates, key=lambda candidate: candidate[0])        # min keeps the first of equals

@@ -15,7 +15,10 @@ threshold (tokens/s: by more than ``slower`` as a fraction of BASE;
 ``loss_ratio``: higher by more than ``worse``; accuracy: lower by more than
 ``worse``) and, where both sides have a band, the bands do not overlap (a
 change within the noise is not a regression). A setting that BASE has and
-NEW lacks, or that has no value in NEW (the cell failed), regresses too.
+NEW lacks, or that has no value in NEW (the cell failed), regresses too. A bench
+timing marked ``noisy`` on either side (its repeats spread widely or its machine
+was oversubscribed; docs/measurements.md) is ``not judged``: neither a
+regression nor an improvement can be read from it.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ class Thresholds:
 
 # ------------------------------------------------------------------ reading
 
-LONG_COLUMNS = ["key", "metric", "value", "lo", "hi", "status"]
+LONG_COLUMNS = ["key", "metric", "value", "lo", "hi", "status", "noise"]
+"""``noise``: why a bench timing is noisy (empty when quiet, and always for runs and sweeps)."""
 
 
 def folder_kind(folder: Path) -> str:
@@ -98,7 +102,7 @@ def read_run(folder: Path) -> pd.DataFrame:
             if metric.name in row:
                 rows.append({"key": _label(row, keys), "metric": metric.name,
                              "value": row[metric.name] if ok else math.nan, "lo": math.nan, "hi": math.nan,
-                             "status": row.get("status", "ok")})
+                             "status": row.get("status", "ok"), "noise": ""})
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
@@ -122,15 +126,28 @@ def read_sweep(folder: Path) -> pd.DataFrame:
             if f"{metric.name}_mean" in row:
                 rows.append({"key": _label(row, keys), "metric": metric.name, "value": row[f"{metric.name}_mean"],
                              "lo": row.get(f"{metric.name}_lo", math.nan), "hi": row.get(f"{metric.name}_hi", math.nan),
-                             "status": status})
+                             "status": status, "noise": ""})
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
 BENCH_KEYS = ["cell", "T", "B", "I", "H", "layers", "dtype", "device", "pass"]
 
 
+def _noise(row: dict[str, Any]) -> str:
+    """Why a bench row is noisy (its ``noise`` column, or a stand-in), or ``""``; bench.csv files written before
+    the noise check have no ``noisy`` column and count as quiet."""
+    flag = row.get("noisy")
+    noisy = flag is True or (isinstance(flag, str) and flag.strip().lower() == "true") \
+        or (isinstance(flag, (int, float, np.number)) and flag == 1)
+    if not noisy:
+        return ""
+    reason = row.get("noise")
+    return reason.strip() if isinstance(reason, str) and reason.strip() else "marked noisy"
+
+
 def read_bench(folder: Path) -> pd.DataFrame:
-    """``bench.csv``: tokens/s per (cell, shape, layers, dtype, device, pass), the band from the quartiles."""
+    """``bench.csv``: tokens/s per (cell, shape, layers, dtype, device, pass), the band from the quartiles, and
+    why the timing is noisy where it is."""
     table = pd.read_csv(Path(folder) / "bench.csv")
     rows = []
     for row in table.to_dict("records"):
@@ -139,7 +156,7 @@ def read_bench(folder: Path) -> pd.DataFrame:
         rows.append({"key": _label(row, BENCH_KEYS), "metric": "tokens_per_s",
                      "value": row["tokens_per_s"] if ok else math.nan,
                      "lo": tokens / row["q75_s"] if ok else math.nan, "hi": tokens / row["q25_s"] if ok else math.nan,
-                     "status": row.get("status", "ok")})
+                     "status": row.get("status", "ok"), "noise": _noise(row) if ok else ""})
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
@@ -175,6 +192,9 @@ def _judge(metric: Metric, limit: float, base: dict, new: dict | None) -> tuple[
     else:
         change = new["value"] - base["value"]
         worse_by = -change if metric.higher_is_better else change
+    noisy = [f"noisy in {side}: {row['noise']}" for side, row in (("BASE", base), ("NEW", new)) if row.get("noise")]
+    if noisy:
+        return change, "not judged", "; ".join(noisy)
     if worse_by > limit:
         if _band(base["lo"], base["hi"]) and _band(new["lo"], new["hi"]) \
                 and new["lo"] <= base["hi"] and base["lo"] <= new["hi"]:
@@ -267,6 +287,13 @@ def regression_lines(changes: pd.DataFrame, thresholds: Thresholds) -> list[str]
         lines.append(f"regression: {r.key}: {r.metric} {_value(r.metric, r.base)} -> {_value(r.metric, r.new)} "
                      f"({_change(r.metric, r.change)}; limit {limit})")
     return lines
+
+
+def not_judged_lines(changes: pd.DataFrame) -> list[str]:
+    """One line per change left unjudged because a side's timing is noisy, naming the setting and why."""
+    return [f"not judged: {r.key}: {r.metric} {_value(r.metric, r.base)} -> {_value(r.metric, r.new)} "
+            f"({_change(r.metric, r.change)}): {r.reason}"
+            for r in changes[changes["verdict"] == "not judged"].itertuples()]
 
 
 def parse_fraction(text: str) -> float:
