@@ -82,7 +82,8 @@ def main(args) -> int:
     summary = tables["summary"]
     task = result.task
     print()
-    print(f"task {cfg.task} (T={cfg.seq_len}, {cfg.steps} steps, batch {cfg.batch_size}, H={cfg.hidden_size}); "
+    width = f"H={cfg.hidden_size}" if cfg.match_params is None else f"H per cell for {cfg.match_params:,} parameters"
+    print(f"task {cfg.task} (T={cfg.seq_len}, {cfg.steps} steps, batch {cfg.batch_size}, {width}); "
           f"memoryless baseline loss {task.baseline:.4f}; solved means {task.solved_rule}")
     print(summary_table(summary))
     print()

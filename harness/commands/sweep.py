@@ -37,6 +37,7 @@ from harness.run.config import RUN_OPTIONS, RunOption
 from harness.sweep.engine import SweepInterrupted, default_jobs, run_sweep, threads_per_unit
 from harness.sweep.files import SweepRequest, load
 from harness.sweep.grid import HorizonRule, SweepSpec, parse_seeds, parse_values
+from harness.sweep.tuning import sentence as tuning_sentence
 
 HELP = "run cells over seeds and settings, with confidence intervals and a memory-horizon verdict"
 DEFAULT_SEEDS = 3
@@ -71,6 +72,10 @@ def add_arguments(p) -> None:
                    "else the first cell)")
     p.add_argument("--out", type=Path, help="the sweep folder (default results/<time>-sweep-<task>); give the same "
                    "one again to resume")
+    p.add_argument("--tune", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="tune a run setting or task option per cell (repeatable): every candidate runs, and for each "
+                        "cell, point and seed the one with the best validation loss stands in the summary (the test "
+                        "split never decides; docs/sweeps.md, Tuning), e.g. --tune lr=3e-4,1e-3,3e-3")
     p.add_argument("--retry-failed", action="store_true", help="run failed and skipped units again")
     runner = p.add_argument_group("executor")
     runner.add_argument("--executor", help="local (default, a process pool), ray, submitit, or a plugin's")
@@ -124,6 +129,12 @@ def request_from_args(args) -> SweepRequest:
             request.settings[option.name] = values
     for name, text in parse_pairs(args.task_opt).items():
         request.task_options[name] = parse_values(text, str)
+    for name, text in parse_pairs(args.tune, "--tune").items():
+        option = next((o for o in RUN_OPTIONS if o.name == name.replace("-", "_")), None)
+        try:
+            request.tune[option.name if option else name] = parse_values(text, option.parse if option else str)
+        except ValueError as exc:
+            raise HarnessError(f"--tune {name}={text}: {exc}") from None
     executor = {"name": args.executor, "jobs": args.jobs, "threads_per_unit": args.threads_per_unit,
                 "gpus_per_unit": args.gpus_per_unit, "ray_address": args.ray_address,
                 "slurm_partition": args.slurm_partition, "slurm_time": args.slurm_time,
@@ -147,7 +158,7 @@ def build(request: SweepRequest, registry) -> tuple[SweepSpec, str, dict]:
     spec = SweepSpec(task=request.task, cells=cells, seeds=request.seeds or list(range(DEFAULT_SEEDS)),
                      settings=dict(request.settings), task_options=dict(request.task_options),
                      cell_settings=request.cell_settings, preset=request.preset, grad_at=request.grad_at or [],
-                     reference=reference, horizon=HorizonRule(**request.horizon))
+                     reference=reference, horizon=HorizonRule(**request.horizon), tune=dict(request.tune))
     spec.check(registry)
     ex = request.executor
     for key, low in (("jobs", 1), ("threads_per_unit", 1)):
@@ -202,6 +213,8 @@ def report(outcome, plots: bool = True) -> int:
         print(f"task {task}: test loss / memoryless baseline, mean [95% CI] over seeds, and seeds solved")
         print(horizon_table(table, keys))
         print()
+    if folder.tuned:
+        print("\n".join(tuning_sentence(summary, folder.tuned, keys)) + "\n")
     for sentence in verdict["sentence"]:
         print(sentence)
     print(f"\ntables: {folder.path / 'units.csv'}, {folder.path / 'sweep_summary.csv'}, {folder.path / 'horizon.csv'}")

@@ -42,8 +42,13 @@ SUMMARY: tuple[Column, ...] = (
            "interrupted (Ctrl-C) or skipped (cannot run on this device or dtype)"),
     Column("seed", "the seed of the data stream and the initial weights", shown=False),
     Column("seq_len", "--seq-len: the sequence length T (copy: the delay T; its sequences are T + 2N long)", "T"),
+    Column("hidden_size", "the cell's hidden width H: --hidden-size, or the width --match-params chose for it", "H"),
+    Column("params", "trainable parameters of the whole model, the task's head and the cell (what --match-params "
+           "matches)", "params"),
     Column("steps", "training steps completed"),
     Column("loss", "mean training loss over the last log interval", "train loss", ".4f"),
+    Column("val_loss", "loss on the whole validation split at the end: what 'sweep --tune' picks by (the test data "
+           "never decides anything)", shown=False),
     Column("eval_loss", "loss on the held-out test data at the end", "test loss", ".4f"),
     Column("baseline", "the task's memoryless baseline loss: the best a predictor that ignores the history can do",
            "baseline", ".4f"),

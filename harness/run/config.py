@@ -14,7 +14,7 @@ then the caller, and are checked once, here.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -66,6 +66,9 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("seq_len", int, 50, "sequence length T (copy: the delay T)", 1, 100_000),
     RunOption("batch_size", int, 64, "sequences per training batch", 1, 65_536),
     RunOption("hidden_size", int, 64, "hidden units H per layer", 1, 16_384),
+    RunOption("match_params", int, None, "give each cell the hidden width at which its model (the task's head and "
+              "the cell) has about this many trainable parameters, within 2%% or the nearest reachable; the widths "
+              "are printed and recorded (instead of --hidden-size)", 1, 1_000_000_000),
     RunOption("layers", int, 1, "stacked layers L", 1, 64),
     RunOption("dropout", float, 0.0, "dropout between stacked layers (0 to 0.99)", 0.0, 0.99),
     RunOption("lr", float, 1e-3, "learning rate", 0.0, 10.0, exclusive_minimum=True),
@@ -112,6 +115,14 @@ class RunConfig:
     task_options: dict[str, Any]
     warmup: int = 5
     """Training steps the throughput timer leaves out (warm-up)."""
+    match_params: int | None = None
+    """``--match-params N``: each cell's width is chosen so that its model has about N parameters."""
+    cell_hidden: dict[str, int] = field(default_factory=dict)
+    """Per-cell hidden widths where they depart from :attr:`hidden_size` (what ``--match-params`` chose)."""
+
+    def hidden_for(self, cell: str) -> int:
+        """The hidden width ``cell`` trains with."""
+        return self.cell_hidden.get(cell, self.hidden_size)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +179,8 @@ def resolve_config(task_spec: TaskSpec, cells: Sequence[str], *, preset: str | N
     unknown = sorted(set(given) - set(OPTIONS_BY_NAME))
     if unknown:
         raise HarnessError(f"unknown setting {unknown[0]!r}; valid settings: {', '.join(OPTIONS_BY_NAME)}")
+    if given.get("match_params") is not None and given.get("hidden_size") is not None:
+        raise HarnessError("--match-params chooses each cell's hidden width; give it or --hidden-size, not both")
     values, preset_options = task_defaults(task_spec, preset)
     values.update(given)
     values = {name: OPTIONS_BY_NAME[name].check(value) for name, value in values.items()}
@@ -187,4 +200,4 @@ def resolve_config(task_spec: TaskSpec, cells: Sequence[str], *, preset: str | N
                      lr=values["lr"], optimizer=values["optimizer"], clip=values["clip"], device=str(device),
                      dtype=values["dtype"], threads=values["threads"],
                      log_every=values["log_every"] or max(1, steps // 30), grad_steps=grad_steps,
-                     task_options=options)
+                     task_options=options, match_params=values["match_params"])

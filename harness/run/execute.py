@@ -26,6 +26,7 @@ from harness.plugins.registry import Registry, load_registry
 from harness.reports.results import RunWriter, default_run_folder
 from harness.run.config import DEFAULT_THREADS, RunConfig, resolve_config
 from harness.run.runner import Runner, make_task
+from harness.run.widths import match_widths
 
 
 @dataclass
@@ -65,6 +66,9 @@ def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, resu
     specs: list[CellSpec] = [registry.cell(name) for name in cfg.cells]
     prepare_cpu(cfg.threads)
     task = make_task(task_spec, cfg)  # before the folder: bad data or options leave nothing behind
+    if cfg.match_params is not None:
+        widths = match_widths(specs, task, cfg.match_params, cfg.layers, cfg.dropout)
+        cfg.cell_hidden = {name: width.hidden_size for name, width in widths.items()}
     writer = RunWriter(out if out is not None else default_run_folder(Path(results_root), cfg.task))
     provenance = {name: registry.provenance(name) for name in cfg.cells}
     writer.write_json("config.json", {**cfg.to_dict(), "task_config": task.config(), "baseline": task.baseline,
@@ -76,6 +80,8 @@ def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, resu
     writer.write_json("environment.json", {**describe(), "cpu_threads": threads})
     say(f"run folder: {writer.folder}")
     say(threads_line(threads))
+    if cfg.match_params is not None:
+        say(f"--match-params {cfg.match_params:,}: " + "; ".join(w.describe() for w in widths.values()))
     runner = Runner(cfg, task_spec, specs, writer, progress=progress, say=say,
                     warn=warn if live_failures else _quiet, task=task, provenance=provenance)
     result = RunResult(writer.folder, cfg, task)

@@ -135,6 +135,7 @@ class Runner:
         source = self.provenance.get(spec.name, {})
         row: dict[str, Any] = dict.fromkeys(SUMMARY_NAMES, math.nan)
         row.update(cell=spec.name, task=self.task_spec.name, seed=self.cfg.seed, seq_len=self.cfg.seq_len, steps=0,
+                   hidden_size=self.cfg.hidden_for(spec.name),
                    baseline=self.task.baseline, solved=False, beats_baseline=False, wall_s=0.0, status="ok",
                    reason="", cell_package=source.get("package", ""), cell_version=source.get("version", ""),
                    cell_path=source.get("path", ""))
@@ -175,16 +176,17 @@ class Runner:
     def _build(self, spec: CellSpec) -> TaskModel:
         cfg = self.cfg
         seeding.seed_everything(cfg.seed)                 # same head weights for every cell
-        head = self.task.make_head(cfg.hidden_size)
+        hidden = cfg.hidden_for(spec.name)
+        head = self.task.make_head(hidden)
         seeding.seed_everything(seeding.derived_seed(cfg.seed, seeding.INIT))
-        cell = build_cell(spec, head.input_size, cfg.hidden_size, cfg.layers, cfg.dropout)
+        cell = build_cell(spec, head.input_size, hidden, cfg.layers, cfg.dropout)
         model = TaskModel(head, cell).to(device=self.device, dtype=self.dtype)
-        verify_cell(spec, model.cell, head.input_size, cfg.hidden_size, cfg.layers, self.device, self.dtype)
+        verify_cell(spec, model.cell, head.input_size, hidden, cfg.layers, self.device, self.dtype)
         return model
 
     def _gradflow(self, spec: CellSpec, model: TaskModel, step: int, batch: Batch) -> dict[str, float]:
         """Gradient norms over time on ``batch`` (the first validation batch), recorded at training step ``step``."""
-        norms = state_gradient_norms(model, spec, self.task, batch, self.cfg.layers, self.cfg.hidden_size)
+        norms = state_gradient_norms(model, spec, self.task, batch, self.cfg.layers, self.cfg.hidden_for(spec.name))
         decay = {}
         for state, curve in norms.items():
             self.writer.add("gradnorms", ({"cell": spec.name, "step": step, "t": t, "state": state, "norm": float(v)}
@@ -202,6 +204,7 @@ class Runner:
     def _train(self, spec: CellSpec, row: dict[str, Any]) -> None:
         cfg, task = self.cfg, self.task
         model = self._build(spec)
+        row["params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr)
         grad_steps = set(cfg.grad_steps) | {0, cfg.steps}
@@ -245,6 +248,8 @@ class Runner:
                     self._log(spec.name, step + 1, logged)
                     self.writer.flush(parquet=False)  # a crash mid-cell still leaves the curve so far on disk
                     row["loss"] = logged["train_loss"]
+                    if val is val_all:
+                        row["val_loss"] = logged["val_loss"]  # the whole split: what --tune picks by
                     window = {k: [] for k in window}
                     bar.set_postfix(loss=f"{logged['train_loss']:.4f}", val=f"{logged['val_loss']:.4f}")
                 if step + 1 in grad_steps and step + 1 != cfg.steps:

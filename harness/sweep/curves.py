@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from harness.measurements.gradflow import summarise_curve
+from harness.sweep.folder import standing
 from harness.sweep.stats import bootstrap_mean
 
 CURVE_COLUMNS = ["cell", "seq_len", "seed", "step", "t", "norm"]
@@ -21,11 +22,11 @@ CURVE_COLUMNS = ["cell", "seq_len", "seed", "step", "t", "norm"]
 
 def read_curves(sweep: dict[str, Any], state: str = "h") -> pd.DataFrame:
     """-> one row per (unit, training step, time step t): ``CURVE_COLUMNS`` plus the other swept settings.
-    Only units that finished ``ok`` and wrote their curves count."""
+    Only units that finished ``ok`` and wrote their curves count, and in a tuned sweep only the picked ones."""
     folder = Path(sweep["folder"])
     others = [k for k in sweep["point_keys"] if k != "seq_len"]
     frames = []
-    for unit in sweep["units"].to_dict("records"):
+    for unit in standing(sweep["units"]).to_dict("records"):
         path = folder / "units" / str(unit.get("folder", "")) / "gradnorms.csv"
         if unit.get("status") != "ok" or not path.is_file():
             continue

@@ -117,6 +117,9 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
     if callable(getattr(engine, "start", None)):
         engine.start(run_unit)  # the workers start up while the grid is expanded below
     units = expand(spec, registry, Path(settings.folder), settings.threads_per_unit, plugin_selection())
+    widths = list(dict.fromkeys(u.width for u in units if u.width))
+    if widths:
+        say("--match-params: " + "; ".join(widths))
     folder = SweepFolder.open(settings.folder, spec, command)
     check_threads(folder, units)
     todo = to_run(folder, units, retry_failed)

@@ -65,7 +65,7 @@ EXECUTOR_KEYS = {
     "submitit_cluster": "submitit's cluster: slurm or local (default: Slurm where there is one)",
 }
 TOP_KEYS = {"task", "cells", "preset", "seeds", "reference", "out", "grad_at", "settings", "task_options",
-            "cell_settings", "horizon", "executor", "study", "claims"}
+            "cell_settings", "horizon", "executor", "study", "claims", "tune"}
 STUDY_KEYS = {
     "title": "the study's name in docs/reproductions.md",
     "source": "the paper (and table or figure) it reproduces",
@@ -95,6 +95,8 @@ class SweepRequest:
     task_options: dict[str, list[Any]] = field(default_factory=dict)
     cell_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     horizon: dict[str, float] = field(default_factory=dict)
+    tune: dict[str, list[Any]] = field(default_factory=dict)
+    """``[tune]``: run settings or task options -> the candidate values (``--tune``)."""
     executor: dict[str, Any] = field(default_factory=dict)
     study: dict[str, str] = field(default_factory=dict)
     """A study's description (:data:`STUDY_KEYS`); the sweep ignores it, ``harness reproductions`` reads it."""
@@ -125,7 +127,7 @@ class SweepRequest:
             value = getattr(self, key)
             if value is not None:
                 lines.append(f"{key} = {_toml_value(value)}")
-        for table in ("settings", "task_options", "horizon", "executor"):
+        for table in ("settings", "task_options", "tune", "horizon", "executor"):
             values = getattr(self, table)
             if values:
                 lines += ["", f"[{table}]"]
@@ -199,9 +201,13 @@ def load(path: Path | str) -> SweepRequest:
         if not isinstance(data["grad_at"], list) or not all(isinstance(s, int) for s in data["grad_at"]):
             raise bad("grad_at", "must be a list of training steps, e.g. grad_at = [100, 1000]")
         request.grad_at = data["grad_at"]
-    for table in ("settings", "task_options", "horizon", "executor", "cell_settings"):
+    for table in ("settings", "task_options", "horizon", "executor", "cell_settings", "tune"):
         if table in data and not isinstance(data[table], dict):
             raise bad(table, f"must be a table: [{table}]")
+    for name, value in data.get("tune", {}).items():
+        option = OPTIONS_BY_NAME.get(name)
+        values = _as_list(value)
+        request.tune[name] = [_parse(option, v, f"tune.{name}", bad) for v in values] if option else values
     for name, value in data.get("settings", {}).items():
         option = OPTIONS_BY_NAME.get(name)
         if option is None or name == "seed":

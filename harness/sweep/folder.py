@@ -7,7 +7,8 @@
       units/<unit>/         one run folder per unit (exactly what ``harness run`` writes) + unit.json, result.json
       units.csv             one row per unit: the swept values, the seed, the status and every summary column
       sweep_summary.csv     one row per (cell, setting): counts, means and 95% intervals, solve rate, paired
-                            comparison with the reference cell
+                            comparison with the reference cell; with --tune, over the picked units and with the
+                            values picked (``tuned_<name>``) and the runs per seed (``tune_runs``)
       horizon.csv           the memory-horizon verdict per cell
       figures/, report.md   from ``harness plot SWEEP``
 
@@ -33,11 +34,13 @@ from harness.run.config import OPTIONS_BY_NAME
 from harness.sweep.aggregate import sweep_summary
 from harness.sweep.grid import HorizonRule, NOT_IDENTITY, SweepSpec, Unit
 from harness.sweep.horizon import horizons
+from harness.sweep.tuning import pick, picked_values
 from harness.sweep.unit import read_result
 
 SWEEP_FILE = "sweep.json"
 UNIT_FILE = "unit.json"
-NOT_POINT_KEYS = {*NOT_IDENTITY, "cells", "seed", "task", "preset", "grad_steps", "warmup", "device", "dtype"}
+NOT_POINT_KEYS = {*NOT_IDENTITY, "cells", "seed", "task", "preset", "grad_steps", "warmup", "device", "dtype",
+                  "cell_hidden"}
 """Config entries that never make a point of the grid (the seed is its own dimension)."""
 
 
@@ -83,9 +86,20 @@ class SweepFolder:
                     "invocations": []}
         meta.update(reference=spec.reference, horizon=vars(spec.horizon),
                     cells=list(dict.fromkeys([*meta.get("cells", []), *spec.cells])))
+        tune = meta.setdefault("tune", {})
+        if tune and spec.tune and set(tune) != set(spec.tune):
+            raise HarnessError(f"{path} tunes {', '.join(tune)}, not {', '.join(spec.tune)}; tune the same settings "
+                               "to widen it, or choose another --out")
+        if tune and not spec.tune:
+            raise HarnessError(f"{path} is a tuned sweep (--tune {', '.join(tune)}); give --tune again to resume it")
+        if spec.tune and not tune and meta["invocations"]:
+            raise HarnessError(f"{path} holds an untuned sweep; choose another --out for a tuned one")
+        for name, values in spec.tune.items():
+            tune[name] = list(dict.fromkeys([*tune.get(name, []), *values]))
         meta["invocations"].append({"started": time.strftime("%F %T"), "command": list(command),
                                     "grid": {"cells": spec.cells, "seeds": spec.seeds, "settings": spec.settings,
-                                             "task_options": spec.task_options, "cell_settings": spec.cell_settings}})
+                                             "task_options": spec.task_options, "cell_settings": spec.cell_settings,
+                                             "tune": spec.tune}})
         try:
             (path / "units").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -153,9 +167,15 @@ class SweepFolder:
 
     # ------------------------------------------------------------------ tables
 
+    @property
+    def tuned(self) -> dict[str, list[Any]]:
+        """``--tune``: the tuned names and every value tried, or ``{}``."""
+        return dict(self.meta.get("tune") or {})
+
     def point_keys(self) -> list[str]:
         """The settings and task options that vary between the units of one cell (the grid's dimensions), and
-        ``seq_len`` always."""
+        ``seq_len`` always; never a tuned name (its candidates make one point), nor the width that
+        ``--match-params`` chose (it follows the budget)."""
         keys: list[str] = []
         by_cell: dict[str, list[dict[str, Any]]] = {}
         for unit in self.units.values():
@@ -164,6 +184,9 @@ class SweepFolder:
         options = sorted({k for units in by_cell.values() for u in units for k in u if k not in OPTIONS_BY_NAME
                           and k not in NOT_POINT_KEYS and k not in ("task", "cells")})
         for name in [*names, *options]:
+            if name in self.tuned or (name == "hidden_size" and any(u.get("match_params") is not None
+                                                                    for units in by_cell.values() for u in units)):
+                continue
             if name == "seq_len" or any(len({json.dumps(u.get(name), default=str) for u in units}) > 1
                                         for units in by_cell.values()):
                 keys.append(name)  # T is always a key, swept or not: the horizon is stated in it
@@ -172,13 +195,14 @@ class SweepFolder:
     def units_frame(self) -> pd.DataFrame:
         """``units.csv``: one row per unit, ordered by cell, point and seed."""
         keys = self.point_keys()
+        tuned = list(self.tuned)
         cells = self.meta.get("cells", [])
         rows = []
         for uid, unit in self.units.items():
             config = _flat_config(unit["config"])
             result = unit.get("result") or {}
             row: dict[str, Any] = {"unit": uid, "cell": unit["cell"], "seed": unit["seed"],
-                                   **{k: config.get(k) for k in keys},
+                                   **{k: config.get(k) for k in [*keys, *tuned]},
                                    "status": result.get("status", "pending"), "reason": result.get("reason", "")}
             summary = result.get("row") or {}
             for name in SUMMARY_NAMES:
@@ -191,8 +215,11 @@ class SweepFolder:
         if frame.empty:
             return frame
         frame["_cell"] = frame["cell"].map(lambda c: cells.index(c) if c in cells else len(cells))
-        frame = frame.sort_values(["_cell", *keys, "seed"], kind="stable").drop(columns="_cell")
-        return frame.reset_index(drop=True)
+        frame = frame.sort_values(["_cell", *keys, "seed", *tuned], kind="stable").drop(columns="_cell")
+        frame = frame.reset_index(drop=True)
+        if tuned:
+            frame["picked"] = pick(frame, keys)
+        return frame
 
     def write_tables(self, summary: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
         """Write ``units.csv`` and (with ``summary``) ``sweep_summary.csv`` and ``horizon.csv``; return them."""
@@ -201,11 +228,21 @@ class SweepFolder:
         if not summary:
             return units, None, None
         keys = self.point_keys()
-        table = sweep_summary(units, keys, self.meta.get("reference", "lstm"), self.rule)
+        table = sweep_summary(standing(units), keys, self.meta.get("reference", "lstm"), self.rule)
+        if self.tuned and len(table):
+            table = table.merge(picked_values(units, keys, list(self.tuned)), on=["task", "cell", *keys], how="left")
         _write_table(self.path, "sweep_summary", table)
         verdict = horizons(table, keys, self.rule)
         _write_table(self.path, "horizon", verdict)
         return units, table, verdict
+
+
+def standing(units: pd.DataFrame) -> pd.DataFrame:
+    """The units that stand for their (cell, point, seed): with ``--tune``, the picked candidates; else every unit."""
+    if "picked" not in units or units.empty:
+        return units
+    picked = units["picked"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    return units[picked.to_numpy(dtype=bool)]
 
 
 def _flat_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,9 @@ from typing import Any, Mapping, Sequence
 from harness.contract.errors import HarnessError
 from harness.plugins.registry import Registry
 from harness.reports.columns import BEAT_MARGIN
-from harness.run.config import OPTIONS_BY_NAME, RUN_OPTIONS, RunConfig, resolve_config
+from harness.run.config import OPTIONS_BY_NAME, RUN_OPTIONS, SWEEPABLE, RunConfig, resolve_config
+from harness.run.runner import make_task
+from harness.run.widths import match_width
 
 NOT_IDENTITY = ("threads", "log_every")
 """Settings that do not make a unit another unit: the thread count is the executor's (recorded per unit: see
@@ -61,6 +63,9 @@ class SweepSpec:
     grad_at: list[int] = field(default_factory=list)
     reference: str = "lstm"
     horizon: HorizonRule = field(default_factory=HorizonRule)
+    tune: dict[str, list[Any]] = field(default_factory=dict)
+    """Run settings or task options -> candidate values (``--tune lr=1e-3,3e-3``): each (cell, point, seed) runs every
+    candidate, and the one with the best validation loss stands for it (docs/sweeps.md, "Tuning")."""
 
     def swept(self) -> list[str]:
         """The names of the swept dimensions (more than one value), settings first, in declaration order."""
@@ -95,12 +100,32 @@ class SweepSpec:
                     raise HarnessError(f"{name} is both swept and set for cell {cell}; do one or the other")
         if len(set(self.seeds)) != len(self.seeds):
             raise HarnessError(f"seeds repeat: {self.seeds}")
+        options = {o.name for o in registry.task(self.task).options}
+        for name, values in self.tune.items():
+            if name in OPTIONS_BY_NAME and not OPTIONS_BY_NAME[name].sweepable:
+                raise HarnessError(f"--tune {name}: {OPTIONS_BY_NAME[name].flag} cannot be tuned (it does not change "
+                                   f"what is learnt); tune one of: {', '.join(SWEEPABLE)}")
+            if name not in OPTIONS_BY_NAME and name not in options:
+                raise HarnessError(f"--tune {name}: not a run setting or an option of task {self.task}; tune one of: "
+                                   f"{', '.join([*SWEEPABLE, *sorted(options)])}")
+            if len(values) < 2:
+                raise HarnessError(f"--tune {name}: give at least two values to choose from, e.g. --tune "
+                                   f"{name}=A,B (one value is a fixed setting: {OPTIONS_BY_NAME[name].flag if name in OPTIONS_BY_NAME else '--task-opt ' + name} A)")
+            if name in self.settings or name in self.task_options:
+                raise HarnessError(f"--tune {name}: {name} is also set or swept; tune it or set it, not both")
+            if any(name in values for values in self.cell_settings.values()):
+                raise HarnessError(f"--tune {name}: {name} is also set for one cell; tune it or set it, not both")
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination of the swept values (settings and task options), in grid order."""
         names = self.swept()
         lists = [self.settings[n] if n in self.settings else self.task_options[n] for n in names]
         return [dict(zip(names, combo)) for combo in itertools.product(*lists)]
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every combination of the tuned values (``[{}]`` when nothing is tuned)."""
+        names = list(self.tune)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.tune[n] for n in names))]
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,8 @@ class Unit:
     """The resolved :class:`~harness.run.config.RunConfig`, as a dict."""
     plugins: Mapping[str, Any] = field(default_factory=dict)
     """``{"only": [...] or None, "disable": [...]}``: which plugin entry points the worker loads."""
+    width: str = ""
+    """With ``--match-params``: the width chosen and its parameter count, in words (for the sweep's header)."""
 
     @property
     def label(self) -> str:
@@ -124,9 +151,14 @@ class Unit:
         return f"{self.cell} ({values + ', ' if values else ''}seed {self.seed})"
 
 
+ADDED_LATER = {"match_params": None, "cell_hidden": {}}
+"""Settings added after sweeps existed: at these values they stay out of the hash, so older units keep their ids."""
+
+
 def unit_id(config: Mapping[str, Any]) -> str:
     """The hash of everything in a unit's settings that decides its numbers (16 hex digits)."""
-    key = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+    key = {k: v for k, v in config.items() if k not in NOT_IDENTITY
+           and not (k in ADDED_LATER and v == ADDED_LATER[k])}
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -153,22 +185,35 @@ def expand(spec: SweepSpec, registry: Registry, root: Path, threads: int | None,
     spec.check(registry)
     task_spec = registry.task(spec.task)
     settings, options = fixed_values(spec)
-    swept_settings = {n for n in spec.swept() if n in OPTIONS_BY_NAME}
+    tasks: dict[str, Any] = {}  # --match-params: the task built once per distinct setting, for its head
     units = []
     for seed in spec.seeds:
         for point in spec.points():
-            for cell in spec.cells:
-                run_settings = {**settings, **spec.cell_settings.get(cell, {}),
-                                **{k: v for k, v in point.items() if k in swept_settings},
-                                "seed": seed, "threads": threads}
-                run_options = {**options, **{k: v for k, v in point.items() if k not in swept_settings}}
-                cfg: RunConfig = resolve_config(task_spec, [cell], preset=spec.preset, settings=run_settings,
-                                                task_options=run_options, grad_at=spec.grad_at)
-                config = cfg.to_dict()
-                uid = unit_id(config)
-                units.append(Unit(uid, str(Path(root) / "units" / folder_name(cell, point, seed, uid)), cell, seed,
-                                  point, config, dict(plugins or {})))
+            for candidate in spec.candidates():
+                for cell in spec.cells:
+                    values = {**point, **candidate}
+                    run_settings = {**settings, **spec.cell_settings.get(cell, {}),
+                                    **{k: v for k, v in values.items() if k in OPTIONS_BY_NAME},
+                                    "seed": seed, "threads": threads}
+                    run_options = {**options, **{k: v for k, v in values.items() if k not in OPTIONS_BY_NAME}}
+                    cfg: RunConfig = resolve_config(task_spec, [cell], preset=spec.preset, settings=run_settings,
+                                                    task_options=run_options, grad_at=spec.grad_at)
+                    width = _match(cfg, registry, task_spec, tasks) if cfg.match_params is not None else ""
+                    config = cfg.to_dict()
+                    uid = unit_id(config)
+                    units.append(Unit(uid, str(Path(root) / "units" / folder_name(cell, values, seed, uid)), cell,
+                                      seed, values, config, dict(plugins or {}), width))
     return units
+
+
+def _match(cfg: RunConfig, registry: Registry, task_spec, tasks: dict[str, Any]) -> str:
+    """Set ``cfg.hidden_size`` to the width that gives its cell ``cfg.match_params`` parameters; -> it in words."""
+    key = json.dumps([cfg.seq_len, cfg.batch_size, cfg.seed, cfg.task_options], sort_keys=True, default=str)
+    if key not in tasks:
+        tasks[key] = make_task(task_spec, cfg)
+    width = match_width(registry.cell(cfg.cells[0]), tasks[key], cfg.match_params, cfg.layers, cfg.dropout)
+    cfg.hidden_size = width.hidden_size
+    return width.describe()
 
 
 def parse_seeds(text: str) -> list[int]:
