@@ -156,6 +156,12 @@ class CellSpec:
         if isinstance(self.requires, str):
             raise ValueError(f"cell {self.name!r}: requires must be a tuple of distribution names, not a string")
 
+    @property
+    def memory_state(self) -> str:
+        """The state whose gradient through time the run's summary reports: ``h``, or, for a cell whose ``h`` is a
+        readout (:attr:`h_is_readout`), its first other state, where its memory is (mamba: ``ssm``; mlstm: ``C``)."""
+        return self.state_names[1] if self.h_is_readout and len(self.state_names) > 1 else "h"
+
     def missing_requirements(self) -> list[str]:
         """The distributions in :attr:`requires` that are not installed."""
         from importlib import metadata

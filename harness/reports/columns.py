@@ -61,6 +61,8 @@ SUMMARY: tuple[Column, ...] = (
     Column("grad_decay_init", "decay per step of ||dL/dh_t|| at initialisation (docs/measurements.md): below 1 the "
            "gradient vanishes going back in time, above 1 it explodes", "grad decay init", ".3f"),
     Column("grad_decay_final", "the same after training", "grad decay final", ".3f"),
+    Column("grad_state", "the state whose gradient the grad_decay columns follow: h, or the cell's first other state "
+           "when its h is only a readout (mamba: ssm, mlstm: C)", shown=False),
     Column("tokens_per_s", "training throughput: batch x sequence steps per second of forward, backward and update, "
            "warm-up steps excluded", "tokens/s", ",.0f", timing=True),
     Column("wall_s", "wall time for the cell, measurements included", "wall s", ".1f", timing=True),

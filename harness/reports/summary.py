@@ -42,10 +42,11 @@ def verdicts(summary: pd.DataFrame, gradsummary: pd.DataFrame, accuracy_name: st
             continue
         text = (f"{baseline_sentence(row.cell, row.eval_loss, row.baseline)}; "
                 f"{accuracy_name} {row.accuracy:.3f}{', solved' if row.solved else ''}.")
-        grads = gradsummary[(gradsummary["cell"] == row.cell) & (gradsummary["state"] == "h")]
+        state = getattr(row, "grad_state", "h") if isinstance(getattr(row, "grad_state", "h"), str) else "h"
+        grads = gradsummary[(gradsummary["cell"] == row.cell) & (gradsummary["state"] == state)]
         if len(grads):
             init, final = grads.iloc[0], grads.iloc[-1]
-            text += (f" dL/dh at step 0 is {_ratio(init)} of the last step's at init, {_ratio(final)} after training.")
+            text += (f" dL/d{state} at step 0 is {_ratio(init)} of the last step's at init, {_ratio(final)} after training.")
         lines.append(text)
     return lines
 

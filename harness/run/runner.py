@@ -135,7 +135,7 @@ class Runner:
         source = self.provenance.get(spec.name, {})
         row: dict[str, Any] = dict.fromkeys(SUMMARY_NAMES, math.nan)
         row.update(cell=spec.name, task=self.task_spec.name, seed=self.cfg.seed, seq_len=self.cfg.seq_len, steps=0,
-                   hidden_size=self.cfg.hidden_for(spec.name),
+                   hidden_size=self.cfg.hidden_for(spec.name), grad_state=spec.memory_state,
                    baseline=self.task.baseline, solved=False, beats_baseline=False, wall_s=0.0, status="ok",
                    reason="", cell_package=source.get("package", ""), cell_version=source.get("version", ""),
                    cell_path=source.get("path", ""))
@@ -214,7 +214,7 @@ class Runner:
         val_log = first_sequences(val_all, VAL_LOG_SEQUENCES)
 
         if 0 in grad_steps:
-            row["grad_decay_init"] = self._gradflow(spec, model, 0, val_all[0])["h"]
+            row["grad_decay_init"] = self._gradflow(spec, model, 0, val_all[0])[spec.memory_state]
         window: dict[str, list[float]] = {"train_loss": [], "train_accuracy": [], "grad_norm": []}
         bar = tqdm(total=cfg.steps, desc=f"{spec.name:>12}", unit="step", disable=None if self.progress else True,
                    leave=True, dynamic_ncols=True)
@@ -264,7 +264,7 @@ class Runner:
         ratio = test["loss"] / task.baseline if task.baseline > 0 else math.nan
         row.update(eval_loss=test["loss"], loss_ratio=ratio, accuracy=test["accuracy"], solved=bool(task.solved(test)),
                    beats_baseline=bool(ratio < BEAT_MARGIN))
-        row["grad_decay_final"] = self._gradflow(spec, model, cfg.steps, val_all[0])["h"]
+        row["grad_decay_final"] = self._gradflow(spec, model, cfg.steps, val_all[0])[spec.memory_state]
         for name, frame in (task.artifacts(model, spec, self.device) or {}).items():
             frame.insert(0, "cell", spec.name)
             self.writer.add_frame(name, frame)

@@ -20,9 +20,12 @@ from harness.sweep.stats import bootstrap_mean
 CURVE_COLUMNS = ["cell", "seq_len", "seed", "step", "t", "norm"]
 
 
-def read_curves(sweep: dict[str, Any], state: str = "h") -> pd.DataFrame:
+def read_curves(sweep: dict[str, Any], state: str | None = None) -> pd.DataFrame:
     """-> one row per (unit, training step, time step t): ``CURVE_COLUMNS`` plus the other swept settings.
-    Only units that finished ``ok`` and wrote their curves count, and in a tuned sweep only the picked ones."""
+    Only units that finished ``ok`` and wrote their curves count, and in a tuned sweep only the picked ones.
+
+    :param state: the state's curve to read; by default each unit's ``grad_state`` (``h``, or where a cell's
+        memory is when its ``h`` is only a readout), as its summary row reports."""
     folder = Path(sweep["folder"])
     others = [k for k in sweep["point_keys"] if k != "seq_len"]
     frames = []
@@ -31,7 +34,8 @@ def read_curves(sweep: dict[str, Any], state: str = "h") -> pd.DataFrame:
         if unit.get("status") != "ok" or not path.is_file():
             continue
         curve = pd.read_csv(path)
-        curve = curve[curve["state"] == state]
+        wanted = state or (unit.get("grad_state") if isinstance(unit.get("grad_state"), str) else "h")
+        curve = curve[curve["state"] == wanted]
         for key in ("seq_len", "seed", *others):
             curve = curve.assign(**{key: unit[key]})
         frames.append(curve)
