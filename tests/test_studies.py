@@ -28,6 +28,7 @@ STUDIES = ROOT / "studies"
 ARJOVSKY_COPY = dict(task="copy", optimizer="rmsprop", lr=1e-3, clip=1.0, batch_size=20, steps=50000)
 ARJOVSKY_ADDING = dict(task="adding", optimizer="rmsprop", lr=1e-3, clip=1.0, steps=30000)
 PAPER_WIDTHS = {"lstm": 40, "rnn": 80, "gru": 46}
+MATCHED_WIDTHS = {"lstm": 38, "rnn": 80, "gru": 45}      # --match-params 8089, the paper's RNN-80 model counted whole
 TCN_WIDTHS = {"lstm": 130, "gru": 150, "rnn": 262}
 TCN = dict(task="adding", optimizer="adam", lr=2e-3, clip=5.0, batch_size=32, seq_len=600)
 EXPECTED = {
@@ -46,6 +47,12 @@ EXPECTED = {
     "arjovsky2016-copy-equal-width-reduced.toml": dict(
         cells=["lstm", "rnn", "gru"], seq_len=[100], seeds=[0], widths=dict.fromkeys(PAPER_WIDTHS, 128),
         units=3, fixed={**ARJOVSKY_COPY, "steps": 10000}, task_options={"copy_len": 10}),
+    "arjovsky2016-copy-matched.toml": dict(
+        cells=["lstm", "rnn", "gru"], seq_len=[100, 200], seeds=[0, 1, 2], widths=MATCHED_WIDTHS, units=18,
+        fixed={**ARJOVSKY_COPY, "match_params": 8089}, task_options={"copy_len": 10}),
+    "arjovsky2016-copy-matched-reduced.toml": dict(
+        cells=["lstm", "rnn", "gru"], seq_len=[100], seeds=[0], widths=MATCHED_WIDTHS, units=3,
+        fixed={**ARJOVSKY_COPY, "steps": 10000, "match_params": 8089}, task_options={"copy_len": 10}),
     "arjovsky2016-adding.toml": dict(
         cells=["lstm", "rnn", "gru"], seq_len=[100, 200, 400, 750], batch_size=[20, 50], seeds=[0, 1, 2],
         widths=dict.fromkeys(PAPER_WIDTHS, 128), units=72, fixed=ARJOVSKY_ADDING),
@@ -69,6 +76,7 @@ EXPECTED = {
 
 # Parameter counts (cell + task head) that the headers quote for the paper's widths.
 PARAMETERS = {("copy", "lstm", 40): 8689, ("copy", "rnn", 80): 8089, ("copy", "gru", 46): 8427,
+              ("copy", "lstm", 38): 7951, ("copy", "gru", 45): 8109,
               ("copy", "lstm", 128): 72841, ("copy", "rnn", 128): 19081, ("copy", "gru", 128): 54921,
               ("adding", "lstm", 128): 67713, ("adding", "rnn", 128): 17025, ("adding", "gru", 128): 50817,
               ("adding", "lstm", 130): 69811, ("adding", "gru", 150): 69451, ("adding", "rnn", 262): 69955}
