@@ -4,7 +4,10 @@ For each cell: build the task head (same initial weights for every cell) and
 the cell, check the cell against the contract, measure gradient flow at
 initialisation, train with optional clipping (recording the norm before
 clipping), log loss/accuracy on a validation batch at an interval, evaluate
-on the test batch, and measure gradient flow again at the end.
+on the test batch, and measure gradient flow again at the end. A task with
+``carries_state`` (language modelling) gets each training batch's final state,
+detached, as the next batch's initial state, and is evaluated with the state
+carried through each split (:func:`evaluate_carried`).
 
 Failures stay with their cell: a non-finite loss marks it ``diverged``, an
 exception inside the plugin marks it ``failed`` with the reason, and the next
@@ -63,7 +66,10 @@ def _cat_batches(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: torch.device) -> dict[str, float]:
-    """Loss and metrics over all batches of a held-out split (predictions concatenated along the batch)."""
+    """Loss and metrics over all batches of a held-out split (predictions concatenated along the batch; for a
+    ``carries_state`` task, :func:`evaluate_carried`)."""
+    if task.carries_state:
+        return evaluate_carried(model, task, batches, device)
     was_training = model.training
     model.eval()
     preds, ys = [], []
@@ -77,6 +83,27 @@ def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: tor
     result = {"loss": task.loss(pred, y).item()}
     result.update(task.metrics(pred, y))
     return result
+
+
+def evaluate_carried(model: TaskModel, task: Task, batches: Iterable[Batch], device: torch.device) -> dict[str, float]:
+    """A split as one pass of consecutive batches, the state carried from zeros at its start; loss and metrics are
+    means over the batches weighted by ``task.n_predicted(y)`` (exact for per-token means), one batch in memory."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    total, state = 0, None
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                batch = batch.to(device)
+                pred, state = model.forward_with_state(batch.x, state)
+                n = task.n_predicted(batch.y)
+                for name, value in {"loss": task.loss(pred, batch.y).item(), **task.metrics(pred, batch.y)}.items():
+                    sums[name] = sums.get(name, 0.0) + float(value) * n
+                total += n
+    finally:
+        model.train(was_training)
+    return {name: value / total for name, value in sums.items()}
 
 
 class Runner:
@@ -195,11 +222,16 @@ class Runner:
         window: dict[str, list[float]] = {"train_loss": [], "train_accuracy": [], "grad_norm": []}
         bar = tqdm(total=cfg.steps, desc=f"{spec.name:>12}", unit="step", disable=None if self.progress else True,
                    leave=True, dynamic_ncols=True)
+        state = None  # carries_state: the last batch's final state, detached (truncated BPTT)
         try:
             for step in range(cfg.steps):
                 batch = task.train_batch(step).to(self.device)
                 timer.start()
-                pred = model(batch.x)
+                if task.carries_state:
+                    pred, final = model.forward_with_state(batch.x, state)
+                    state = tuple(s.detach() for s in final)
+                else:
+                    pred = model(batch.x)
                 loss = task.loss(pred, batch.y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
