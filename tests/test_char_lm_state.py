@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,7 +155,6 @@ def test_carrying_the_state_lets_a_cell_predict_across_the_window_edge(echo, tmp
         result = _run(tmp_path / str(carry), ["lstm"], carry, steps=300, seq_len=2, batch_size=16, hidden_size=16,
                       lr=1e-2, log_every=300)
         task = result.task
-        import pandas as pd
         metrics = pd.read_csv(result.folder / "metrics.csv")
         accuracy[carry] = metrics[metrics["metric"] == "val_start_accuracy"]["value"].iloc[-1]
         assert result.rows[0]["status"] == "ok" and task.carries_state is carry

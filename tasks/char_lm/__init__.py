@@ -26,12 +26,10 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness import Batch, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
-from harness.errors import HarnessError
+from harness import Batch, HarnessError, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
 from tasks.char_lm import data
 from tasks.char_lm.streams import IGNORE, EvalStreams, TrainStreams
 from tasks.char_lm.vocab import UNK, UNK_ID, Vocabulary, bits, unigram_entropy

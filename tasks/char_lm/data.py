@@ -16,8 +16,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from tasks.datasets import cache_dir, check_file, download, fetch, file_digest  # noqa: F401  (fetch: tests replace it)
+from harness import HarnessError
+from tasks.datasets import cache_dir, check_file, download, fetch  # noqa: F401  (fetch: tests replace it here)
 
 SOURCES = ("ptb-char", "text8", "enwik8", "text")
 CHOICES = ("source=ptb-char (a folder with ptb.char.{train,valid,test}.txt), text8 or enwik8 (the official zip or "

@@ -26,7 +26,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from harness.errors import HarnessError
+from harness import HarnessError
 
 IGNORE = -100
 """The target of a padding step: ``F.cross_entropy``'s default ``ignore_index``."""
