@@ -72,6 +72,10 @@ EXPECTED = {
     "bai2018-tcn-adding-reduced.toml": dict(
         cells=["lstm", "gru", "rnn"], seq_len=[600], seeds=[0], widths=TCN_WIDTHS, units=3,
         fixed={**TCN, "steps": 1000}),
+    "cooijmans2016-char-lm-reduced.toml": dict(
+        cells=["lstm"], seq_len=[100], seeds=[0, 1, 2], widths={"lstm": 128}, units=3,
+        fixed=dict(task="char-lm", optimizer="adam", lr=2e-3, clip=1.0, batch_size=64, steps=600),
+        task_options={"source": "text", "path": "../shared/data/rt-polarity"}),
 }
 
 # Parameter counts (cell + task head) that the headers quote for the paper's widths.

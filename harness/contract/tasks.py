@@ -159,6 +159,21 @@ class Task:
     """What the loss measures, for axis labels: e.g. ``"cross-entropy per step (nats)"``."""
     solved_rule: str = ""
     """The documented criterion behind :meth:`solved`, in words."""
+    carries_state: bool = False
+    """A stream task, trained with truncated backpropagation through time (language modelling). Then training
+    batch ``step + 1`` continues the B streams of batch ``step``: the runner passes the cell's final state of
+    one training batch, detached (no gradient flows back into the previous window), as the initial state of the
+    next, and never resets it (a task whose stream wraps around its data says what the state means there). Each
+    held-out split is evaluated as one pass over its consecutive batches, the state carried from zeros at the
+    split's start, with loss and metrics averaged over the batches weighted by :meth:`n_predicted` (exact for
+    per-token means; no split's predictions are held in memory at once). ``False``: every batch starts from
+    zeros and a split's predictions are concatenated, as before. Gradient flow is measured from a zero state on
+    the first validation batch either way (docs/writing-a-task.md)."""
+
+    def n_predicted(self, y: Tensor) -> int:
+        """How many predictions the targets ``y`` of one batch hold: a batch's weight when a :attr:`carries_state`
+        task is evaluated. ``y.numel()`` by default; a task that pads targets counts only the real ones."""
+        return int(y.numel())
 
     def make_head(self, hidden_size: int) -> TaskHead:
         raise NotImplementedError

@@ -180,3 +180,9 @@ class TaskModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.cell(self.head.embed(x))
         return self.head.readout(out)
+
+    def forward_with_state(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """``forward`` from ``state`` (``None``: zeros), also returning the cell's final state (each ``(L, B, H)``),
+        for tasks that carry the state from batch to batch (``Task.carries_state``)."""
+        out, final = self.cell(self.head.embed(x), state)
+        return self.head.readout(out), tuple(final)

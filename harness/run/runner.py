@@ -5,7 +5,9 @@ the cell, check the cell against the contract, measure gradient flow at
 initialisation, train with optional clipping (recording the norm before
 clipping), log loss/accuracy on part of the validation split at an interval
 (all of it at the end), evaluate on the test split, and measure gradient flow
-again at the end.
+again at the end. A task with ``carries_state`` (language modelling) gets each
+training batch's final state, detached, as the next batch's initial state, and
+is evaluated with the state carried through each split (:func:`evaluate_carried`).
 
 Failures stay with their cell: a non-finite loss marks it ``diverged``, an
 exception inside the plugin marks it ``failed`` with the reason, and the next
@@ -81,7 +83,10 @@ def first_sequences(batches: list[Batch], count: int) -> list[Batch]:
 
 
 def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: torch.device) -> dict[str, float]:
-    """Loss and metrics over all batches of a held-out split (predictions concatenated along the batch)."""
+    """Loss and metrics over all batches of a held-out split (predictions concatenated along the batch; for a
+    ``carries_state`` task, :func:`evaluate_carried`)."""
+    if task.carries_state:
+        return evaluate_carried(model, task, batches, device)
     was_training = model.training
     model.eval()
     preds, ys = [], []
@@ -95,6 +100,27 @@ def evaluate(model: nn.Module, task: Task, batches: Iterable[Batch], device: tor
     result = {"loss": task.loss(pred, y).item()}
     result.update(task.metrics(pred, y))
     return result
+
+
+def evaluate_carried(model: TaskModel, task: Task, batches: Iterable[Batch], device: torch.device) -> dict[str, float]:
+    """A split as one pass of consecutive batches, the state carried from zeros at its start; loss and metrics are
+    means over the batches weighted by ``task.n_predicted(y)`` (exact for per-token means), one batch in memory."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    total, state = 0, None
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                batch = batch.to(device)
+                pred, state = model.forward_with_state(batch.x, state)
+                n = task.n_predicted(batch.y)
+                for name, value in {"loss": task.loss(pred, batch.y).item(), **task.metrics(pred, batch.y)}.items():
+                    sums[name] = sums.get(name, 0.0) + float(value) * n
+                total += n
+    finally:
+        model.train(was_training)
+    return {name: value / total for name, value in sums.items()}
 
 
 class Runner:
@@ -211,18 +237,26 @@ class Runner:
         clip = cfg.clip if cfg.clip is not None else math.inf
         timer = StepTimer(self.device, warmup=cfg.warmup)
         val_all = [batch.to(self.device) for batch in task.eval_batches("val")]  # generated once, not per log
-        val_log = first_sequences(val_all, VAL_LOG_SEQUENCES)
+        if task.carries_state:  # a batch is a window of the streams: the first windows, with the state carried
+            val_log = val_all[:max(1, math.ceil(VAL_LOG_SEQUENCES / val_all[0].batch_size))]
+        else:
+            val_log = first_sequences(val_all, VAL_LOG_SEQUENCES)
 
         if 0 in grad_steps:
             row["grad_decay_init"] = self._gradflow(spec, model, 0, val_all[0])[spec.memory_state]
         window: dict[str, list[float]] = {"train_loss": [], "train_accuracy": [], "grad_norm": []}
         bar = tqdm(total=cfg.steps, desc=f"{spec.name:>12}", unit="step", disable=None if self.progress else True,
                    leave=True, dynamic_ncols=True)
+        state = None  # carries_state: the last batch's final state, detached (truncated BPTT)
         try:
             for step in range(cfg.steps):
                 batch = task.train_batch(step).to(self.device)
                 timer.start()
-                pred = model(batch.x)
+                if task.carries_state:
+                    pred, final = model.forward_with_state(batch.x, state)
+                    state = tuple(s.detach() for s in final)
+                else:
+                    pred = model(batch.x)
                 loss = task.loss(pred, batch.y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
