@@ -1,11 +1,14 @@
 """Sweep executors: the speed-up of --jobs 2 over --jobs 1, and each executor's fixed cost per unit.
 
-    python benchmarks/bench_executors.py                 # both parts, about 5 minutes on 2 cores
+    python benchmarks/bench_executors.py                 # both parts, about 10 minutes on 2 cores
     python benchmarks/bench_executors.py --part overhead # only the fixed cost per unit
+    python benchmarks/bench_executors.py --part overhead --busy 2   # the same beside 2 busy processes
 
 Part 1 runs the same 8-unit sweep (lstm and gru on copy, T = 10 and 20, 2 seeds,
-300 steps) with --jobs 1 (one unit at a time on every core) and with --jobs 2
-(two at a time, one thread each), back to back, each in a fresh folder.
+3,000 steps: each unit is a default copy run, over 20 s on one thread) with
+--jobs 1 (one unit at a time) and with --jobs 2 (two at a time), back to back,
+each in a fresh folder. Every unit has one thread in both, so the numbers are
+the same and only the wall time differs.
 
 Part 2 times sweeps of tiny units (1 step, H = 8, T = 5) on each executor: the
 wall time per unit is then almost all fixed cost (worker start, imports, the run
@@ -27,7 +30,7 @@ import time
 from pathlib import Path
 
 SWEEP = [sys.executable, "-m", "harness", "sweep", "--task", "copy", "--no-plots", "--no-progress"]
-EIGHT_UNITS = ["--cells", "lstm,gru", "--seq-len", "10,20", "--seeds", "2", "--steps", "300"]
+EIGHT_UNITS = ["--cells", "lstm,gru", "--seq-len", "10,20", "--seeds", "2", "--steps", "3000"]
 TINY = ["--cells", "lstm", "--seq-len", "5", "--steps", "1", "--hidden-size", "8", "--batch-size", "4",
         "--task-opt", "eval_size=16"]
 EXECUTORS = {"local": ["--executor", "local", "--jobs", "2"], "ray": ["--executor", "ray", "--jobs", "2"],
@@ -44,22 +47,28 @@ def timed(args: list[str], out: Path) -> float:
 
 
 def speedup(root: Path, repeats: int) -> None:
-    walls = {1: [], 2: []}
+    import pandas as pd
+
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    units: dict[int, list[float]] = {1: [], 2: []}
     for r in range(repeats):
         for jobs in (1, 2):
-            walls[jobs].append(timed([*EIGHT_UNITS, "--jobs", str(jobs)], root / f"jobs{jobs}-{r}"))
+            out = root / f"jobs{jobs}-{r}"
+            walls[jobs].append(timed([*EIGHT_UNITS, "--jobs", str(jobs)], out))
+            units[jobs] += pd.read_csv(out / "units.csv")["wall_s"].tolist()
     one, two = statistics.median(walls[1]), statistics.median(walls[2])
-    print("| sweep of 8 units | wall s (median of %d) |" % repeats)
-    print("|---|---|")
-    print(f"| --jobs 1 (2 threads per unit) | {one:.1f} |")
-    print(f"| --jobs 2 (1 thread per unit) | {two:.1f} |")
+    print("| sweep of 8 units, 1 thread each | wall s (median of %d) | unit wall s (median) |" % repeats)
+    print("|---|---|---|")
+    print(f"| --jobs 1 | {one:.1f} | {statistics.median(units[1]):.1f} |")
+    print(f"| --jobs 2 | {two:.1f} | {statistics.median(units[2]):.1f} |")
     print(f"\nspeed-up of --jobs 2 over --jobs 1: {one / two:.2f}x\n")
 
 
-def overhead(root: Path) -> None:
+def overhead(root: Path, executors: list[str]) -> None:
     print("| executor | start-up s (intercept) | fixed cost per unit s (slope) | 2 units s | 6 units s |")
     print("|---|---|---|---|---|")
-    for name, args in EXECUTORS.items():
+    for name in executors:
+        args = EXECUTORS[name]
         small = timed([*TINY, "--seeds", "2", *args], root / f"{name}-2")
         large = timed([*TINY, "--seeds", "6", *args], root / f"{name}-6")
         per_unit = (large - small) / 4
@@ -70,12 +79,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=["speedup", "overhead", "both"], default="both")
     p.add_argument("--repeats", type=int, default=1, help="runs of each --jobs setting, alternated (default 1)")
+    p.add_argument("--executors", default=",".join(EXECUTORS), help="for the overhead part (default: all)")
+    p.add_argument("--busy", type=int, default=0, help="run beside this many busy processes (default 0)")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.part in ("speedup", "both"):
-            speedup(Path(tmp), args.repeats)
-        if args.part in ("overhead", "both"):
-            overhead(Path(tmp))
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.part in ("speedup", "both"):
+                speedup(Path(tmp), args.repeats)
+            if args.part in ("overhead", "both"):
+                overhead(Path(tmp), args.executors.split(","))
+    finally:
+        for spinner in spinners:
+            spinner.kill()
 
 
 if __name__ == "__main__":
