@@ -8,17 +8,17 @@ Each shape is ``T x B x H``: ``a = sigmoid(N(0, 1))``, ``b = U(0, 1)``, ``h0 = N
 
 * ``log64``: ``linear_scan_log(log a, log b, h0)``, the cells' scan before the linear one (64-step chunks);
 * ``step``: ``linear_scan(a, b, h0, chunk=1)``, one ``addcmul`` per step;
-* ``chunk8``, ``chunk16``: ``linear_scan`` with 8- or 16-step chunks at every level;
-* ``auto``: ``linear_scan(a, b, h0)``, what the cells run (``linear_chunk`` picks step or chunk8).
+* ``chunk8``, ``chunk16``, ``chunk32``: ``linear_scan`` with chunks of that many steps at every level;
+* ``auto``: ``linear_scan(a, b, h0)``, what the cells run (``linear_chunk`` picks stepping or a chunk length).
 
 Forward runs under ``no_grad``; forward+backward differentiates ``(h * w).sum()`` (``w`` fixed, so the gradient
 is a full tensor, as in training) w.r.t. ``a``, ``b`` and ``h0`` (``log a``, ``log b``, ``h0`` for ``log64``).
 The variants of one shape are timed round-robin, in a new random order each round, so a busy machine slows them
-alike: quote the ratios. With one
-thread (the default) the clock is the calling thread's CPU time (``time.thread_time``), which leaves out the time
-the thread waits for a core on a shared machine; ``--clock wall`` (and more than one thread) uses wall time. The
-table gives milliseconds (median of ``--repeats``) and, per shape, which variant was fastest and what ``auto``
-chose, so the rule in ``cells/_log_scan.py`` can be checked on another machine.
+alike: quote the ratios. With one thread (the default) the clock is the calling thread's CPU time
+(``time.thread_time``), which leaves out the time the thread waits for a core on a shared machine; ``--clock
+wall`` (needed with more than one thread) uses wall time. The table gives milliseconds (median of
+``--repeats``) and, per shape, which chunk length was fastest and what ``auto`` chose, so the rule in
+``cells/_log_scan.py`` can be checked on another machine.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from cells._log_scan import linear_chunk, linear_scan, linear_scan_log  # noqa: 
 
 DEFAULT_SHAPES = ("32x64x128,44x64x128,50x64x64,100x64x128,128x8x128,300x8x64,300x16x64,300x32x64,"
                   "1000x1x64,1000x4x64,1000x8x64,1000x16x64,1000x32x64,4000x1x32,4000x8x64")
-VARIANTS = ("log64", "step", "chunk8", "chunk16", "auto")
+VARIANTS = ("log64", "step", "chunk8", "chunk16", "chunk32", "auto")
 
 
 def _calls(variant: str, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, w: torch.Tensor
@@ -52,7 +52,7 @@ def _calls(variant: str, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, w: 
             return linear_scan_log(la, lb, h)
     else:
         inputs = (a, b, h0)
-        chunk = {"step": 1, "chunk8": 8, "chunk16": 16, "auto": None}[variant]
+        chunk = {"step": 1, "chunk8": 8, "chunk16": 16, "chunk32": 32, "auto": None}[variant]
 
         def scan(a_, b_, h):
             return linear_scan(a_, b_, h, chunk)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         chunk = linear_chunk(T, B * H)
         for p, name in enumerate(("fwd", "fwd+bwd")):
             ms = {v: result[v][p] for v in VARIANTS}
-            fastest = min(("step", "chunk8", "chunk16"), key=ms.get)
+            fastest = min(("step", "chunk8", "chunk16", "chunk32"), key=ms.get)
             cells = " | ".join(f"{ms[v]:.2f}" for v in VARIANTS)
             print(f"| {T} × {B} × {H} | {name} | {cells} | {ms['log64'] / ms['auto']:.1f} | {fastest} | "
                   f"{'step' if chunk is None else f'chunk{chunk}'} |", flush=True)

@@ -11,9 +11,10 @@ whose coefficients depend on ``x_t`` only. Two ways to compute all of it at once
   forward runs the recurrence and whose backward runs the same recurrence in reverse,
   ``gbar_t = dL/dh_t + a_{t+1} gbar_{t+1}``, then ``dL/db_t = gbar_t``, ``dL/da_t = gbar_t h_{t-1}`` and
   ``dL/dh_0 = a_1 gbar_1``. Short or wide scans step through time one ``(B, H)`` slice at a time; long, narrow
-  ones (``B * H <= LINEAR_CHUNK_MAX_WIDTH`` and ``T >= LINEAR_CHUNK_MIN_T``) split time into chunks of
-  ``LINEAR_CHUNK`` steps and step through all chunks at once (below). Only products and sums of the given
-  numbers: with ``a_t`` in (0, 1) products underflow towards 0 and never overflow, and nothing cancels.
+  ones (``B * H <= LINEAR_CHUNK_MAX_WIDTH``, ``T >= LINEAR_CHUNK_MIN_T``) split time into chunks of at least
+  ``LINEAR_CHUNK`` steps and step through all chunks at once (:func:`linear_chunk`, ``_scan_into``). It forms
+  only products and sums of the given numbers, as stepping does: with ``a_t`` in (0, 1) products underflow
+  towards 0 and never overflow, and its float32 error does not grow with ``T``.
 * :func:`linear_scan_log` (the paper's appendix, kept for other devices): ``log A_t`` by ``cumsum``, the ``b``
   sum by ``logcumsumexp``, in chunks of ``SCAN_CHUNK`` steps. Its float32 error grows with the chunk's length,
   and on the CPU ``logcumsumexp`` and its backward cost 20-50x the whole recurrence.
@@ -34,11 +35,15 @@ SCAN_CHUNK = 64
 """Steps per chunk of :func:`linear_scan_log`; ``T / 64`` chunks run one after another. See ``docs/min-rnns.md``."""
 
 LINEAR_CHUNK = 8
-"""Steps per chunk when :func:`linear_scan` chunks (at every level of its recursion)."""
+"""Fewest steps per chunk when :func:`linear_scan` chunks (at every level of its recursion)."""
 LINEAR_CHUNK_MAX_WIDTH = 1024
 """:func:`linear_scan` chunks only when ``B * H`` is at most this; wider slices amortise a step's fixed cost."""
 LINEAR_CHUNK_MIN_T = 64
-"""... and only when ``T`` is at least this; chunking costs about ``3 * LINEAR_CHUNK + T / LINEAR_CHUNK`` steps."""
+"""... and only when ``T`` is at least this; chunking costs about ``3 * C + T / C`` steps of ``C``-step chunks."""
+ONE_THREAD_ELEMENTS = 32768
+"""torch's ``at::internal::GRAIN_SIZE``: an elementwise operation on fewer elements runs on the calling thread.
+Chunks are made long enough that each step's operation (``T / C * B * H`` elements) stays below it, so the
+scan's hundreds of small operations never wake the thread pool."""
 
 SCANS = ("auto", "linear", "log")
 """Values of :attr:`LogScanCell.scan`."""
@@ -88,13 +93,14 @@ def linear_chunk(T: int, width: int) -> int | None:
     """The rule: steps per chunk for a scan of ``T`` steps over ``width = B * H`` elements, ``None`` for stepping.
 
     Stepping costs ``T`` small operations, each a fixed dispatch cost (a few microseconds on the CPU) plus its
-    ``width`` elements. Chunking does about ``3 * 8 + T / 8`` operations per level, but over every element three
-    times, strided: it pays when the fixed cost dominates, i.e. at long ``T`` and small ``B * H``
-    (measurements: ``docs/min-rnns.md``, ``benchmarks/bench_min_rnn_scan.py``).
+    ``width`` elements. Chunks of ``C`` steps cost about ``3 * C + T / C`` operations per level, but pass over
+    every element three times, strided: they pay when the fixed cost dominates, at long ``T`` and small
+    ``B * H``. ``C`` is 8, or more where ``T / 8 * B * H`` would reach :data:`ONE_THREAD_ELEMENTS`.
+    Measurements: ``docs/min-rnns.md``, ``benchmarks/bench_min_rnn_scan.py``.
     """
-    if width <= LINEAR_CHUNK_MAX_WIDTH and T >= LINEAR_CHUNK_MIN_T:
-        return LINEAR_CHUNK
-    return None
+    if width > LINEAR_CHUNK_MAX_WIDTH or T < LINEAR_CHUNK_MIN_T:
+        return None
+    return max(LINEAR_CHUNK, -(-T * width // (ONE_THREAD_ELEMENTS - 1)))
 
 
 def _step_through(out: Tensor, a: Tensor, b: Tensor, h0: Tensor, reverse: bool) -> None:

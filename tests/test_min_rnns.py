@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from cells._log_scan import (LINEAR_CHUNK, LINEAR_CHUNK_MAX_WIDTH, LINEAR_CHUNK_MIN_T, SCAN_CHUNK, g, linear_chunk,
-                              linear_scan, linear_scan_log, log_g)
+from cells._log_scan import (LINEAR_CHUNK, LINEAR_CHUNK_MAX_WIDTH, LINEAR_CHUNK_MIN_T, ONE_THREAD_ELEMENTS, SCAN_CHUNK,
+                              g, linear_chunk, linear_scan, linear_scan_log, log_g)
 from cells.lfru_lstm import LFRULSTM
 from cells.mingru import MinGRU
 from cells.minlstm import MinLSTM
@@ -172,13 +172,16 @@ def test_linear_scan_passes_gradcheck_and_gradgradcheck(T, chunk):
         torch.testing.assert_close(x, y, rtol=1e-14, atol=1e-14)
 
 
-def test_the_rule_chunks_long_narrow_scans_only():
+def test_the_rule_chunks_long_narrow_scans_only_and_keeps_each_step_on_one_thread():
     assert linear_chunk(LINEAR_CHUNK_MIN_T, LINEAR_CHUNK_MAX_WIDTH) == LINEAR_CHUNK
     assert linear_chunk(4000, 1 * 32) == LINEAR_CHUNK
-    assert linear_chunk(1000, 8 * 64) == LINEAR_CHUNK
     assert linear_chunk(LINEAR_CHUNK_MIN_T - 1, 32) is None                   # short: step through
     assert linear_chunk(4000, LINEAR_CHUNK_MAX_WIDTH + 1) is None             # wide: step through
     assert linear_chunk(44, 64 * 128) is None                                 # selective-copy's default
+    for T, width in [(1000, 8 * 64), (4000, 1024), (100_000, 1), (LINEAR_CHUNK_MIN_T, 1024), (777, 333)]:
+        C = linear_chunk(T, width)
+        assert C >= LINEAR_CHUNK and T // C * width < ONE_THREAD_ELEMENTS, (T, width)
+        assert C == LINEAR_CHUNK or T // (C - 1) * width >= ONE_THREAD_ELEMENTS - width, (T, width)  # no longer
 
 
 def test_linear_scan_is_accurate_in_float32_over_4000_steps():
