@@ -7,9 +7,10 @@ One layer, ``x_t`` of size I, ``h_t`` of size H::
     h_t = (1 - z_t) * h_{t-1} + z_t * h~_t
 
 Neither ``z_t`` nor ``h~_t`` sees ``h_{t-1}``, so a whole sequence is one
-linear recurrence with ``a_t = 1 - z_t`` and ``b_t = z_t * h~_t``, solved by
-the log-space scan of :mod:`cells._log_scan`. With ``k = Linear_z(x)``:
-``log a_t = -softplus(k_t)``, ``log b_t = -softplus(-k_t) + log g(Linear_h(x_t))``.
+linear recurrence with ``a_t = 1 - z_t = sigmoid(-k_t)`` and ``b_t = z_t * h~_t``
+(``k = Linear_z(x)``), solved by a scan of :mod:`cells._log_scan`: in linear space
+on the CPU, in log space elsewhere, with ``log a_t = -softplus(k_t)`` and
+``log b_t = -softplus(-k_t) + log g(Linear_h(x_t))``.
 
 The spec says ``max_layers=1``: the harness stacks layers (dropout between
 them). No output projection: the task's readout reads ``h`` directly.
@@ -47,6 +48,11 @@ class MinGRU(LogScanCell):
         h_tilde = g(self.linear_h(x_t))
         return (1 - z) * h + z * h_tilde
 
+    def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (T, B, I) -> 1 - z, z * h~: each (T, B, H)."""
+        k = self.linear_z(x)
+        return torch.sigmoid(-k), torch.sigmoid(k) * g(self.linear_h(x))    # sigmoid(-k): no 1 - z rounding
+
     def log_coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (T, B, I) -> log(1 - z), log(z * h~): each (T, B, H)."""
         k = self.linear_z(x)
@@ -64,7 +70,7 @@ class MinGRU(LogScanCell):
 
 SPEC = CellSpec(
     name="mingru",
-    description="minGRU (Feng et al. 2024): gates from the input only, trained with a log-space parallel scan",
+    description="minGRU (Feng et al. 2024): gates from the input only, trained with a parallel linear-recurrence scan",
     factory=MinGRU,
     state_names=("h",),
     max_layers=1,

@@ -11,8 +11,8 @@ One layer, ``x_t`` of size I, ``h_t`` of size H::
 
 There is no cell state and no output gate: ``h`` is the only state. A whole
 sequence is one linear recurrence with ``a_t = f'_t`` and ``b_t = i'_t * h~_t``,
-solved by the log-space scan of :mod:`cells._log_scan`. With
-``d_t = softplus(-k_f) - softplus(-k_i) = log(i_t / f_t)``:
+solved by a scan of :mod:`cells._log_scan`: in linear space on the CPU, in log
+space elsewhere, where with ``d_t = softplus(-k_f) - softplus(-k_i) = log(i_t / f_t)``
 ``log f'_t = -softplus(d_t)``, ``log i'_t = -softplus(-d_t)``.
 
 The spec says ``max_layers=1``: the harness stacks layers (dropout between
@@ -59,6 +59,11 @@ class MinLSTM(LogScanCell):
         h_tilde = g(self.linear_h(x_t))
         return f * h + i * h_tilde
 
+    def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x (T, B, I) -> f', i' * h~: each (T, B, H)."""
+        d = self._log_ratio(x)
+        return torch.sigmoid(-d), torch.sigmoid(d) * g(self.linear_h(x))
+
     def log_coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (T, B, I) -> log f', log(i' * h~): each (T, B, H)."""
         d = self._log_ratio(x)
@@ -81,7 +86,7 @@ class MinLSTM(LogScanCell):
 
 SPEC = CellSpec(
     name="minlstm",
-    description="minLSTM (Feng et al. 2024): normalised input-only gates, trained with a log-space parallel scan",
+    description="minLSTM (Feng et al. 2024): normalised input-only gates, trained with a parallel linear-recurrence scan",
     factory=MinLSTM,
     state_names=("h",),
     max_layers=1,
