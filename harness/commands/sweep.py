@@ -18,7 +18,7 @@ included); 130 on Ctrl-C or SIGTERM (rerun the same command to resume).
 
 Examples:
   python -m harness sweep --cells lstm,gru,rnn --task copy --seq-len 10,20,40 --seeds 4 --steps 2000 --out results/horizon
-  python -m harness sweep --config studies/arjovsky-copy.toml
+  python -m harness sweep --config studies/arjovsky2016-copy-reduced.toml
   python -m harness sweep --cells lstm,gru --task adding --seq-len 50,100 --seeds 3 --executor ray
 """
 
