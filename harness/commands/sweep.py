@@ -25,6 +25,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ from harness.commands.options import add_run_options, parse_pairs
 from harness.contract.errors import HarnessError, one_line
 from harness.contract.executors import ExecutorSettings
 from harness.plugins.registry import load_registry
-from harness.run.config import RUN_OPTIONS, RunOption
+from harness.run.config import RUN_OPTIONS, RunOption, task_defaults
 from harness.sweep.engine import SweepInterrupted, run_sweep, threads_per_unit, usable_cores
 from harness.sweep.files import SweepRequest, load
 from harness.sweep.grid import HorizonRule, SweepSpec, parse_seeds, parse_values
@@ -133,16 +134,58 @@ def request_from_args(args) -> SweepRequest:
     return request
 
 
+@contextlib.contextmanager
+def blame(request: SweepRequest, key: str):
+    """Name the sweep file and its key in any error about ``key``'s value, when the value came from a file."""
+    try:
+        yield
+    except HarnessError as exc:
+        origin = request.origins.get(key)
+        if origin is None:
+            raise
+        raise HarnessError(f"{origin}: {key}: {exc}") from None
+
+
+def check_task_options(request: SweepRequest, task_spec) -> None:
+    """Every task option's name and every value of it, against the task's declarations, before anything runs;
+    the error names the file's key, or ``--task-opt``."""
+    declared = {o.name: o for o in task_spec.options}
+    valid = ", ".join(sorted(declared)) or "(this task has none)"
+    for name, values in request.task_options.items():
+        key = f"task_options.{name}"
+        origin = request.origins.get(key)
+        if name not in declared:
+            where = f"{origin}: {key}" if origin else f"--task-opt {name}"
+            raise HarnessError(f"{where}: unknown option of task {task_spec.name}; valid options: {valid}")
+        for value in values:
+            try:
+                declared[name].value_of(value)
+            except ValueError as exc:
+                where = f"{origin}: {key} = {value!r}" if origin else f"--task-opt {name}={value}"
+                raise HarnessError(f"{where}: {exc}") from None
+
+
 def build(request: SweepRequest, registry) -> tuple[SweepSpec, str, dict]:
     """-> the sweep, the executor's name, and its settings (without the folder)."""
     if not request.task:
         raise HarnessError("no task: give --task NAME (or a --config file with task = ...)")
     if not request.cells:
         raise HarnessError("no cells: give --cells a,b (or a --config file with cells = [...])")
+    with blame(request, "task"):
+        task_spec = registry.task(request.task)
+    with blame(request, "cells"):
+        for cell in request.cells:
+            registry.cell(cell)
+    with blame(request, "preset"):
+        task_defaults(task_spec, request.preset)
+    check_task_options(request, task_spec)
     cells = request.cells
     reference = request.reference or ("lstm" if "lstm" in cells else cells[0])
     if reference not in cells:
-        raise HarnessError(f"--reference {reference}: not among the swept cells ({', '.join(cells)})")
+        with blame(request, "reference"):
+            raise HarnessError(f"--reference {reference}: not among the swept cells ({', '.join(cells)})"
+                               if "reference" not in request.origins else
+                               f"{reference!r} is not among the swept cells ({', '.join(cells)})")
     spec = SweepSpec(task=request.task, cells=cells, seeds=request.seeds or list(range(DEFAULT_SEEDS)),
                      settings=dict(request.settings), task_options=dict(request.task_options),
                      cell_settings=request.cell_settings, preset=request.preset, grad_at=request.grad_at or [],
@@ -170,7 +213,8 @@ def main(args) -> int:
     if args.config is not None:
         request = load(args.config).merged(request)
     spec, executor_name, settings = build(request, registry)
-    executor = registry.executor(executor_name)
+    with blame(request, "executor.name"):
+        executor = registry.executor(executor_name)
     out = Path(request.out) if request.out else Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{spec.task}"
     options = parse_pairs(args.executor_opt, "--executor-opt")
     exec_settings = ExecutorSettings(folder=str(out.resolve()), options=options, **settings)
