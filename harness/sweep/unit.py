@@ -49,13 +49,14 @@ def _plain(value: Any) -> Any:
 
 def read_result(folder: Path | str) -> UnitResult | None:
     """The unit's result from its folder: ``result.json``, else a finished row of ``summary.csv`` (a unit whose
-    sweep process died after the run finished), else ``None`` (never ran, or was cut off mid-run)."""
+    sweep process died after the run finished), else ``None`` (never ran, was cut off mid-run, or its
+    ``result.json`` is damaged: :func:`damaged` says why, and the sweep says so before running it again)."""
     folder = Path(folder)
     path = folder / RESULT_FILE
     if path.exists():
         try:
             return UnitResult(**json.loads(path.read_text()))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OSError):
             return None
     summary = folder / "summary.csv"
     if summary.exists():
@@ -68,6 +69,28 @@ def read_result(folder: Path | str) -> UnitResult | None:
             row = rows[-1]
             reason = row.get("reason")
             return UnitResult(folder.name, str(row["status"]), reason if isinstance(reason, str) else "", row)
+    return None
+
+
+def damaged(path: Path | str, result: bool = False) -> str | None:
+    """Why the JSON file at ``path`` cannot be used (cut off, emptied, edited into something else), or ``None``
+    when it reads or does not exist. ``result``: it must also be a :class:`UnitResult`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:
+        return "empty" if not path.read_text().strip() else f"not valid JSON: {exc}"
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    if result:
+        try:
+            UnitResult(**data)
+        except TypeError as exc:
+            return f"not a unit result: {one_line(exc).removeprefix('TypeError: UnitResult.__init__() ')}"
     return None
 
 
