@@ -53,9 +53,11 @@ SUMMARY: tuple[Column, ...] = (
     Column("solved", "the task's documented criterion on the test data (docs/tasks.md)"),
     Column("beats_baseline", "loss_ratio < 0.9: at least 10% below the memoryless loss, so that noise around the "
            "baseline is not called memory", "beats baseline"),
-    Column("grad_decay_init", "decay per step of ||dL/dh_t|| at initialisation (docs/measurements.md): below 1 the "
-           "gradient vanishes going back in time, above 1 it explodes", "grad decay init", ".3f"),
-    Column("grad_decay_final", "the same after training", "grad decay final", ".3f"),
+    Column("grad_decay_init", "decay per time step of ||dL/dh_t|| at initialisation (docs/measurements.md): the "
+           "average factor by which it shrinks (below 1: vanishing) or grows (above 1: exploding) per step back in "
+           "time; to the power of the steps from the last back to the first, it is the whole-sequence ratio the "
+           "sentence after the table gives", "grad decay/step init", ".3f"),
+    Column("grad_decay_final", "the same after training", "grad decay/step final", ".3f"),
     Column("tokens_per_s", "training throughput: batch x sequence steps per second of forward, backward and update, "
            "warm-up steps excluded", "tokens/s", ",.0f", timing=True),
     Column("wall_s", "wall time for the cell, measurements included", "wall s", ".1f", timing=True),
