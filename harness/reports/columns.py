@@ -39,7 +39,8 @@ SUMMARY: tuple[Column, ...] = (
     Column("cell", "the cell's name, as on the command line"),
     Column("task", "the task's name", shown=False),
     Column("status", "ok, diverged (non-finite loss or gradient), failed (the cell raised or broke the contract), "
-           "interrupted (Ctrl-C) or skipped (cannot run on this device or dtype)"),
+           "timeout (ran past --cell-timeout, or a sweep's --unit-timeout), interrupted (Ctrl-C) or skipped (cannot "
+           "run on this device or dtype)"),
     Column("seed", "the seed of the data stream and the initial weights", shown=False),
     Column("seq_len", "--seq-len: the sequence length T (copy: the delay T; its sequences are T + 2N long)", "T"),
     Column("steps", "training steps completed"),
