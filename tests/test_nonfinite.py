@@ -83,7 +83,8 @@ class NaNPlugin:
 def test_a_run_reports_the_nan_cell_as_failed_with_the_step(plugins, cli, tmp_path):
     plugins(NaNPlugin())
     code, _, err = cli("run", "--cells", "nan2,rnn", "--task", "adding", "--steps", "3", "--seq-len", "3",
-                       "--hidden-size", "4", "--batch-size", "4", "--no-progress", "--no-plots", "--out", tmp_path / "r")
+                       "--hidden-size", "4", "--batch-size", "4", "--no-progress", "--no-plots",
+                       "--out", tmp_path / "r")
     assert code == 1
     summary = pd.read_csv(tmp_path / "r" / "summary.csv").set_index("cell")
     assert summary.loc["nan2", "status"] == "failed" and summary.loc["rnn", "status"] == "ok"

@@ -12,8 +12,16 @@ At the end: sweep_summary.csv (means and 95% confidence intervals over seeds,
 solve rates, a paired comparison with --reference), horizon.csv, a table per
 task and one sentence per cell, and figures with report.md.
 
-Exit status: 0 when every unit finished ok or diverged; 1 when a unit failed
-or was skipped as unavailable; 2 for a usage error (a missing extra
+A unit that runs longer than --unit-timeout (default 24 hours: about twice
+what the longest unit of the studies here is estimated to need on one CPU
+core; 'none' for no limit) is stopped and marked 'timeout'; the other units
+go on, and --retry-failed runs it again. The unit stops itself between Python operations; the executor
+stops it from outside if it is stuck in one long C or CUDA call (local: its
+processes are killed a minute later; ray: the task is force-cancelled;
+submitit: the Slurm time limit; docs/sweeps.md).
+
+Exit status: 0 when every unit finished ok or diverged; 1 when a unit failed,
+timed out or was skipped as unavailable; 2 for a usage error (a missing extra
 included); 130 on Ctrl-C or SIGTERM (rerun the same command to resume).
 
 Examples:
@@ -26,11 +34,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 import time
 from pathlib import Path
 
-from harness.commands.options import add_run_options, parse_pairs
+from harness.commands.options import add_run_options, bounded_float, parse_pairs
 from harness.contract.errors import HarnessError, one_line
 from harness.contract.executors import ExecutorSettings
 from harness.plugins.registry import load_registry
@@ -38,9 +47,16 @@ from harness.run.config import RUN_OPTIONS, RunOption, task_defaults
 from harness.sweep.engine import SweepInterrupted, run_sweep, threads_per_unit, usable_cores
 from harness.sweep.files import SweepRequest, load
 from harness.sweep.grid import HorizonRule, SweepSpec, parse_seeds, parse_values
+from harness.sweep.unit import RETRYABLE
 
 HELP = "run cells over seeds and settings, with confidence intervals and a memory-horizon verdict"
 DEFAULT_SEEDS = 3
+DEFAULT_UNIT_TIMEOUT_S = 24 * 3600
+"""A day: generous, so that no real unit is cut off, yet a hung one frees its executor slot within a day. The
+longest unit of the studies here (arjovsky2016-adding: lstm at T = 750, 100,000 steps, batch 50, 128 units) is
+estimated at 6 to 12 hours on one CPU core, scaled from arjovsky2016-adding-long-reduced (its four units of
+2,000 steps at T = 400 and 750, batch 20, took 16.4 minutes in all: docs/reproductions.md). It is also
+submitit's default Slurm time limit."""
 
 
 def comma_list(option: RunOption):
@@ -72,7 +88,7 @@ def add_arguments(p) -> None:
                    "else the first cell)")
     p.add_argument("--out", type=Path, help="the sweep folder (default results/<time>-sweep-<task>); give the same "
                    "one again to resume")
-    p.add_argument("--retry-failed", action="store_true", help="run failed and skipped units again")
+    p.add_argument("--retry-failed", action="store_true", help="run failed, timed-out and skipped units again")
     runner = p.add_argument_group("executor")
     runner.add_argument("--executor", help="local (default, a process pool), ray, submitit, or a plugin's")
     runner.add_argument("--jobs", type=int, help="units at once: local workers, or Slurm's array parallelism "
@@ -81,6 +97,9 @@ def add_arguments(p) -> None:
                         "jobs); the numbers are bit-identical for the same thread count")
     runner.add_argument("--gpus-per-unit", type=float, help="GPUs per unit for ray and submitit; 0.25 lets four "
                         "units share one (default 0)")
+    runner.add_argument("--unit-timeout", type=bounded_float(0, 1e9, allow_none=True), metavar="SECONDS",
+                        help=f"stop a unit that runs longer, mark it 'timeout' and go on with the others ('none': no "
+                             f"limit; default {DEFAULT_UNIT_TIMEOUT_S} s = {DEFAULT_UNIT_TIMEOUT_S // 3600} hours)")
     runner.add_argument("--ray-address", help="connect to this Ray cluster (default: start a local one)")
     runner.add_argument("--slurm-partition", help="submitit: the Slurm partition")
     runner.add_argument("--slurm-time", type=int, metavar="MINUTES", help="submitit: time limit per unit")
@@ -127,7 +146,7 @@ def request_from_args(args) -> SweepRequest:
     executor = {"name": args.executor, "jobs": args.jobs, "threads_per_unit": args.threads_per_unit,
                 "gpus_per_unit": args.gpus_per_unit, "ray_address": args.ray_address,
                 "slurm_partition": args.slurm_partition, "slurm_time": args.slurm_time,
-                "submitit_cluster": args.submitit_cluster}
+                "submitit_cluster": args.submitit_cluster, "unit_timeout": args.unit_timeout}
     request.executor = {k: v for k, v in executor.items() if v is not None}
     if args.slurm_param:
         request.executor["slurm_params"] = parse_pairs(args.slurm_param, "--slurm-param")
@@ -199,10 +218,19 @@ def build(request: SweepRequest, registry) -> tuple[SweepSpec, str, dict]:
         raise HarnessError(f"--gpus-per-unit must be a number >= 0, got {ex['gpus_per_unit']!r}")
     jobs = ex.get("jobs") or usable_cores()
     settings = {"jobs": jobs, "threads_per_unit": threads_per_unit(jobs, ex.get("threads_per_unit")),
+                "unit_timeout": unit_timeout(ex.get("unit_timeout", DEFAULT_UNIT_TIMEOUT_S)),
                 "gpus_per_unit": float(ex.get("gpus_per_unit") or 0.0), "ray_address": ex.get("ray_address"),
                 "slurm": {"partition": ex.get("slurm_partition"), "time_min": ex.get("slurm_time"),
                           "cluster": ex.get("submitit_cluster"), "additional": ex.get("slurm_params") or {}}}
     return spec, ex.get("name") or "local", settings
+
+
+def unit_timeout(value) -> float | None:
+    """``--unit-timeout`` / ``unit_timeout`` -> seconds, or ``None`` for no limit (``none``, infinity)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "off")):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def main(args) -> int:
@@ -218,8 +246,9 @@ def main(args) -> int:
     out = Path(request.out) if request.out else Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{spec.task}"
     options = parse_pairs(args.executor_opt, "--executor-opt")
     exec_settings = ExecutorSettings(folder=str(out.resolve()), options=options, **settings)
+    limit = "no time limit" if exec_settings.unit_timeout is None else f"at most {exec_settings.unit_timeout:g} s each"
     print(f"sweep folder: {out}  ({executor.name} executor, {exec_settings.jobs} at a time, "
-          f"{exec_settings.threads_per_unit} thread(s) per unit)")
+          f"{exec_settings.threads_per_unit} thread(s) per unit, {limit})")
     try:
         outcome = run_sweep(spec, registry, executor, exec_settings, retry_failed=args.retry_failed,
                             progress=not args.no_progress, command=sys.argv[1:])
@@ -256,11 +285,13 @@ def report(outcome, plots: bool = True) -> int:
         except Exception as exc:
             print(f"warning: figures not made ({one_line(exc)}); the tables are "
                   f"intact, retry with 'harness plot {folder.path}'", file=sys.stderr)
-    bad = units[units["status"].isin(["failed", "skipped"])]
+    bad = units[units["status"].isin(RETRYABLE)]
     for row in bad.itertuples():
         print(f"harness sweep: unit {row.unit} ({row.cell}, seed {row.seed}) {row.status}: {row.reason}",
               file=sys.stderr)
     if len(bad):
-        print(f"harness sweep: {len(bad)} unit(s) failed or were skipped; fix the cause and rerun with "
-              "--retry-failed", file=sys.stderr)
+        timed_out = (bad["status"] == "timeout").any()
+        more_time = " (a timed-out unit: or give it more time with --unit-timeout)" if timed_out else ""
+        print(f"harness sweep: {len(bad)} unit(s) failed, timed out or were skipped; fix the cause{more_time} and "
+              "rerun with --retry-failed", file=sys.stderr)
     return 1 if len(bad) else 0

@@ -6,8 +6,9 @@ and a random non-zero initial state, and verifies:
 
 1. the contract: ``out`` is ``(T, B, H)`` and the state a tuple of ``(L, B, H)``
    tensors, all of the input's dtype; ``out[-1]`` equals the top layer of ``h``;
-   every output and every gradient is finite (else the message says NaN or Inf, and at which time steps t); the input, the initial state and
-   every trainable parameter receive a gradient;
+   every output and every gradient is finite (else the message says NaN or Inf,
+   and at which time steps t); the input, the initial state and every
+   trainable parameter receive a gradient;
 2. when the spec names a ``reference`` cell (``CellSpec.reference``): the same
    computation by the reference, with the cell's weights copied into it and
    on the inputs as rounded to the cell's dtype, in float64 on the cell's

@@ -17,6 +17,12 @@ How, and its limits:
   raised at the next bytecode that thread runs, so even a ``time.sleep``
   finishes first.
 
+Either way the exception is raised again every :data:`REPEAT_S` until the
+block is left: one raised inside a finaliser (a ``__del__``, a weakref
+callback, which the garbage collector may run at any moment) is printed as
+"Exception ignored" and lost, and a one-shot timer would then never stop the
+cell.
+
 :class:`CellTimeout` derives from ``BaseException``, as ``KeyboardInterrupt``
 does, so that a plugin's ``except Exception`` cannot swallow it.
 """
@@ -30,6 +36,10 @@ import signal
 import threading
 import time
 from typing import Iterator
+
+
+REPEAT_S = 0.5
+"""After the time is up, how often :class:`CellTimeout` is raised again until the block is left."""
 
 
 class CellTimeout(BaseException):
@@ -60,7 +70,7 @@ def _alarm(seconds: float) -> Iterator[None]:
 
     start = time.monotonic()
     previous = signal.signal(signal.SIGALRM, fire)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_S)
     try:
         yield
     finally:
@@ -77,20 +87,25 @@ def _async_exception(seconds: float) -> Iterator[None]:
     lock = threading.Lock()
     state = {"armed": True, "fired": False}
 
+    left = threading.Event()
+
     def fire():
-        with lock:
-            if state["armed"]:
+        wait = seconds
+        while not left.wait(wait):
+            with lock:
+                if not state["armed"]:
+                    return
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(thread, ctypes.py_object(CellTimeout))
                 state["fired"] = True
+            wait = REPEAT_S
 
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
+    watchdog = threading.Thread(target=fire, name="harness-deadline", daemon=True)
+    watchdog.start()
     try:
         yield
     finally:
         with lock:
             state["armed"] = False
-            timer.cancel()
+            left.set()
             if state["fired"]:  # raised already, or still pending: clear it so that it cannot land after the block
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(thread, None)

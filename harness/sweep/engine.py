@@ -22,7 +22,7 @@ from harness.contract.executors import ExecutorSettings, ExecutorSpec, UnitResul
 from harness.plugins.registry import Registry
 from harness.sweep.folder import UNIT_FILE, SweepFolder
 from harness.sweep.grid import SweepSpec, Unit, expand
-from harness.sweep.unit import FINISHED, RESULT_FILE, RETRYABLE, damaged, run_unit, write_result
+from harness.sweep.unit import FINISHED, RESULT_FILE, RETRYABLE, TimedUnit, damaged, run_unit, write_result
 
 
 def usable_cores() -> int:
@@ -79,7 +79,8 @@ def _warn(line: str) -> None:
 
 def to_run(folder: SweepFolder, units: list[Unit], retry_failed: bool,
            warn: Callable[[str], None] = _warn) -> list[Unit]:
-    """The units that are not finished: never ran, were interrupted, or (with ``retry_failed``) failed or skipped.
+    """The units that are not finished: never ran, were interrupted, or (with ``retry_failed``) failed, timed out
+    or were skipped.
 
     A unit whose ``result.json`` or ``unit.json`` is damaged runs again, and ``warn`` gets one line saying which
     unit, which file and why, first: a result must never vanish without a word.
@@ -116,7 +117,7 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
     outcome = SweepOutcome(folder, total=len(units), already=len(units) - len(todo))
     folder.meta["invocations"][-1].update(executor=executor.name, jobs=settings.jobs,
                                           threads_per_unit=settings.threads_per_unit, units=len(units),
-                                          to_run=len(todo))
+                                          to_run=len(todo), unit_timeout_s=settings.unit_timeout)
     folder.save_meta(colors={c: registry.cell(c).color for c in folder.meta["cells"] if c in registry.cells})
     if outcome.already:
         say(f"{outcome.already} of {len(units)} units already finished in {folder.path}; running the other "
@@ -124,6 +125,7 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
     if not todo:
         folder.write_tables()
         return outcome
+    todo = [TimedUnit.of(unit, settings.unit_timeout) for unit in todo]
     for unit in todo:
         folder.prepare(unit)
     folder.write_tables(summary=False)

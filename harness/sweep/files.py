@@ -23,6 +23,7 @@
     [executor]                     # defaults for how to run it
     name = "local"
     jobs = 2
+    unit_timeout = 7200            # seconds, or "none"
 
     [study]                        # for studies: what docs/reproductions.md says (ignored by the sweep)
     title = "..."
@@ -80,6 +81,14 @@ def _table(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be a table: [executor.slurm_params] with KEY = VALUE lines"
 
 
+def _timeout(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return None
+    return f'must be a number of seconds > 0, or "none" for no limit; got {value!r}'
+
+
 def _cluster(value: Any) -> str | None:
     return None if value in ("slurm", "local") else f'choose "slurm" or "local", got {value!r}'
 
@@ -87,7 +96,7 @@ def _cluster(value: Any) -> str | None:
 EXECUTOR_CHECKS = {
     "name": _text, "jobs": _whole(1), "threads_per_unit": _whole(1), "gpus_per_unit": _number,
     "ray_address": _text, "slurm_partition": _text, "slurm_time": _whole(1), "slurm_params": _table,
-    "submitit_cluster": _cluster,
+    "submitit_cluster": _cluster, "unit_timeout": _timeout,
 }
 """Each ``[executor]`` key's check: ``None`` when the value is fine, else what is wrong."""
 
@@ -101,6 +110,7 @@ EXECUTOR_KEYS = {
     "slurm_time": "Slurm time limit per unit, in minutes",
     "slurm_params": "extra Slurm parameters (a table of KEY = VALUE)",
     "submitit_cluster": "submitit's cluster: slurm or local (default: Slurm where there is one)",
+    "unit_timeout": "seconds a unit may run before it is stopped and marked timeout, or \"none\" (default: a day)",
 }
 TOP_KEYS = {"task", "cells", "preset", "seeds", "reference", "out", "grad_at", "settings", "task_options",
             "cell_settings", "horizon", "executor", "study", "claims"}

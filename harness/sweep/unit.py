@@ -6,7 +6,8 @@ calls the core run function (:func:`harness.run.execute.execute`) for the unit's
 cell, and returns a :class:`UnitResult`; it never raises for a problem of the
 run itself, which becomes the result's status. It writes ``result.json``
 beside the run's tables, so the sweep knows what finished even if its own
-process was killed.
+process was killed. A unit with a time limit (:class:`TimedUnit`) stops its
+own run when the time is up (``timeout``: :mod:`harness.run.deadline`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,22 @@ from harness.sweep.grid import Unit
 
 FINISHED = ("ok", "diverged")
 """Statuses a re-run never repeats."""
-RETRYABLE = ("failed", "skipped")
+RETRYABLE = ("failed", "timeout", "skipped")
 """Statuses repeated only with ``--retry-failed``."""
 RESULT_FILE = "result.json"
 STARTED_FILE = "started.json"
+
+
+@dataclass(frozen=True)
+class TimedUnit(Unit):
+    """A unit as the sweep hands it to an executor: with the seconds it may run (``--unit-timeout``; ``None``: no
+    limit), which :func:`run_unit` enforces from inside."""
+
+    timeout_s: float | None = None
+
+    @classmethod
+    def of(cls, unit: Unit, timeout_s: float | None) -> "TimedUnit":
+        return cls(**{f.name: getattr(unit, f.name) for f in fields(unit)}, timeout_s=timeout_s)
 
 
 def write_result(result: UnitResult, folder: Path | str) -> None:
@@ -95,7 +108,9 @@ def damaged(path: Path | str, result: bool = False) -> str | None:
 
 
 def run_unit(unit: Unit) -> UnitResult:
-    """Execute ``unit`` in this process and write its ``result.json``; see the module docstring."""
+    """Execute ``unit`` in this process and write its ``result.json``; see the module docstring. A
+    :class:`TimedUnit`'s run is stopped at its time limit (counted from the start of its cell) and comes back as
+    ``timeout``."""
     start = time.perf_counter()
     result = UnitResult(unit.id, "failed", host=socket.gethostname(), pid=os.getpid())
     folder = Path(unit.folder)
@@ -105,7 +120,10 @@ def run_unit(unit: Unit) -> UnitResult:
         started = folder / (STARTED_FILE + ".tmp")
         started.write_text(json.dumps({"pid": os.getpid(), "host": result.host, "started": time.time()}) + "\n")
         started.replace(folder / STARTED_FILE)  # whole or absent, for whoever watches the folder
-        done = execute(RunConfig.from_dict(unit.config), registry, out=folder, progress=False, plots=False)
+        # The unit's one cell gets the whole limit: loading the plugins and the task before it takes seconds, and
+        # the executor's kill from outside comes well after the limit anyway.
+        done = execute(RunConfig.from_dict(unit.config), registry, out=folder, progress=False, plots=False,
+                       cell_timeout=getattr(unit, "timeout_s", None))
         result.row = dict(done.rows[0])
         result.status = str(result.row["status"])
         result.reason = str(result.row.get("reason") or "")
