@@ -179,7 +179,10 @@ def test_the_unit_timeout_comes_from_the_sweep_file_and_none_means_no_limit(coun
     assert code == 2 and "--unit-timeout: must be > 0" in err
 
 
+@pytest.mark.slow
 def test_the_local_executor_stops_a_unit_itself_in_a_real_sweep(tmp_path):
+    """A real 'harness sweep' process (12 to 18 s here, mostly torch loading in it and its forkserver): the
+    unit's limit travels to the unit's own process and stops it there."""
     out = tmp_path / "s"
     done = subprocess.run([sys.executable, "-m", "harness", "sweep", "--cells", "rnn", "--steps", "4,1000000",
                            "--unit-timeout", "3", "--jobs", "2", "--threads-per-unit", "1", "--out", str(out),
@@ -302,3 +305,19 @@ def test_a_timeout_swallowed_by_a_finaliser_is_raised_again():
             while time.monotonic() - start < 20:
                 sum(range(1000))
     assert time.monotonic() - start < 10
+
+
+def test_the_defaults_are_stated_where_users_look():
+    from harness.cli import build_parser
+    from harness.commands.sweep import DEFAULT_UNIT_TIMEOUT_S
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    sweep_help = " ".join(sub["sweep"].format_help().split())
+    run_help = " ".join(sub["run"].format_help().split())
+    hours = DEFAULT_UNIT_TIMEOUT_S // 3600
+    assert f"default {DEFAULT_UNIT_TIMEOUT_S} s = {hours} hours" in sweep_help and f"default {hours} hours" in sweep_help
+    assert "--cell-timeout SECONDS" in run_help and "default: none" in run_help
+    docs = " ".join((ROOT / "docs" / "sweeps.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"**Default: {hours} hours.**" in docs and f"(default: {hours} hours;" in readme
+    assert "`harness run --cell-timeout SECONDS` (default: none)" in readme

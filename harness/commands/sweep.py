@@ -233,6 +233,14 @@ def unit_timeout(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def duration(seconds: float) -> str:
+    """``86400`` -> ``"24 h"``, ``90`` -> ``"1.5 min"``, ``2`` -> ``"2 s"``."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:g} s"
+
+
 def main(args) -> int:
     registry = load_registry()
     for problem in registry.problems:
@@ -246,7 +254,7 @@ def main(args) -> int:
     out = Path(request.out) if request.out else Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{spec.task}"
     options = parse_pairs(args.executor_opt, "--executor-opt")
     exec_settings = ExecutorSettings(folder=str(out.resolve()), options=options, **settings)
-    limit = "no time limit" if exec_settings.unit_timeout is None else f"at most {exec_settings.unit_timeout:g} s each"
+    limit = "no time limit" if exec_settings.unit_timeout is None else f"at most {duration(exec_settings.unit_timeout)} each"
     print(f"sweep folder: {out}  ({executor.name} executor, {exec_settings.jobs} at a time, "
           f"{exec_settings.threads_per_unit} thread(s) per unit, {limit})")
     try:
