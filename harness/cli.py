@@ -3,7 +3,10 @@
 User errors (:class:`~harness.contract.errors.HarnessError`, bad options) print one
 line on stderr and exit with status 2; Ctrl-C exits with 130. SIGTERM (``kill``,
 a Slurm time limit, a container stopping) stops a command exactly as Ctrl-C
-does: finished tables stay on disk and the exit status is 130.
+does: finished tables stay on disk and the exit status is 130. So does SIGINT
+sent to a command started in the background (``harness run ... &``), which a
+shell starts with SIGINT ignored. A reader that stops early (``harness list |
+head``) ends the command quietly, with status 141 as for any tool ended by SIGPIPE.
 
 The global options ``--plugins`` and ``--disable-plugins`` (before the
 command) do what ``HARNESS_PLUGINS`` and ``HARNESS_DISABLE_PLUGINS`` do, for
@@ -67,6 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+BROKEN_PIPE_EXIT = 141
+"""128 + SIGPIPE: what a shell reports for a tool that stopped because its reader went away."""
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe (``harness list | head``): stop quietly. Python would otherwise print a
+    second BrokenPipeError when it flushes stdout at exit, so stdout is pointed at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file descriptor (captured): nothing will be flushed to it
+        pass
+    return BROKEN_PIPE_EXIT
 
 
 def _interrupt(signum, frame):
@@ -75,20 +96,28 @@ def _interrupt(signum, frame):
 
 @contextlib.contextmanager
 def _terminate_as_interrupt():
-    """Turn SIGTERM into the KeyboardInterrupt that Ctrl-C raises, for the command's duration.
+    """Turn SIGTERM into the KeyboardInterrupt that Ctrl-C raises, and take SIGINT even where it was ignored,
+    for the command's duration.
 
     Every command already stops tidily on Ctrl-C (a sweep asks its running units to write their tables);
     SIGTERM is what a batch system or ``kill`` sends, and by default it ends Python with nothing written.
-    Only the main thread may set handlers, so a command called from another thread keeps the default.
+    A shell starts a background job (``COMMAND &``) with SIGINT ignored, and Python then installs no
+    Ctrl-C handler at all: ``kill -INT`` would be lost on a run that may last hours. Only the main thread may
+    set handlers, so a command called from another thread keeps the defaults.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

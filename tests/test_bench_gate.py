@@ -82,7 +82,7 @@ class WrongShape(HandRNN):
 
 
 @pytest.mark.parametrize("factory, message", [
-    (NaNOutput, "nan-out: the output has non-finite values"),
+    (NaNOutput, "nan-out: the output is NaN from time step t = 0 on (of t = 0..5)"),
     (UnusedParameter, "unused-param: the parameter unused got no gradient"),
     (WrongShape, "wrong-shape returned output of shape (6, 3, 4), expected (T, B, H) = (6, 3, 5)"),
 ])

@@ -44,4 +44,4 @@ def test_run_help_states_the_exit_codes(capsys):
     from harness.cli import main
     assert main(["run", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "Exit status: 0 when every cell finished ok or diverged; 1 when a cell failed or was skipped" in text
+    assert "Exit status: 0 when every cell finished ok or diverged; 1 when a cell failed, timed out or was skipped" in text

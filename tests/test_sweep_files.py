@@ -53,7 +53,8 @@ def test_a_full_file_reads_into_a_request(tmp_path):
     assert request.cell_settings == {"rnn": {"hidden_size": 7}}
     assert request.horizon == {"margin": 0.8} and request.executor == {"name": "counting", "jobs": 1}
     again = load(_file(tmp_path, request.to_toml(), "again.toml"))       # what sweep.toml holds reads back the same
-    assert vars(again) == vars(request)
+    assert {**vars(again), "origins": None} == {**vars(request), "origins": None}
+    assert request.origins["settings.seq_len"] == str(tmp_path / "s.toml") and set(request.origins) == request.keys()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -115,3 +116,43 @@ def test_requests_merge_tables_key_by_key():
     merged = base.merged(over)
     assert merged.settings == {"lr": [1e-3], "steps": [9]} and merged.task == "copy"
     assert merged.cell_settings == {"rnn": {"lr": 0.1, "steps": 3}}
+
+
+@pytest.mark.parametrize("text, key, detail", [
+    ('seeds = "three"', "seeds", "give a count (5), a range"),
+    ('seeds = [0, -3]', "seeds", "give a count (5), a range"),
+    ('[settings]\nlr = "fast"', "settings.lr", "expected a number, got 'fast'"),
+    ('[settings]\ndevice = ["cpu", "cuda"]', "settings.device", "cannot be swept; give one value"),
+    ('[task_options]\ncopy_len = "ten"', "task_options.copy_len = 'ten'", "expected an integer"),
+    ('[task_options]\ncopy_length = 3', "task_options.copy_length", "unknown option of task copy; valid options:"),
+    ('[executor]\njobs = "two"', "executor.jobs", "must be a whole number >= 1, got 'two'"),
+    ('[executor]\nthreads_per_unit = 0', "executor.threads_per_unit", "must be a whole number >= 1, got 0"),
+    ('[executor]\nslurm_time = "an hour"', "executor.slurm_time", "must be a whole number >= 1"),
+    ('[executor]\nname = "dask"', "executor.name", "unknown executor 'dask'; valid executors: local"),
+    ('cells = ["lstm", "indrnn"]', "cells", "unknown cell 'indrnn'"),
+    ('preset = "fast"', "preset", "unknown preset 'fast' for task copy"),
+    ('reference = "gru"', "reference", "'gru' is not among the swept cells (lstm)"),
+])
+def test_a_sweep_file_error_names_the_file_and_the_key_not_a_command_line_option(tmp_path, cli, text, key, detail):
+    head = 'task = "copy"\n' + ("" if text.startswith("cells") else 'cells = ["lstm"]\n')
+    path = _file(tmp_path, f"{head}{text}\n")
+    code, out, err = cli("sweep", "--config", path, "--out", tmp_path / "o", "--no-progress")
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"harness sweep: error: {path}: {key}: "), line
+    assert detail in line and "--" not in line.split(": error: ", 1)[1], line   # no flag that nobody typed
+    assert not (tmp_path / "o").exists() and "sweep folder" not in out       # stopped before anything ran
+
+
+def test_a_command_line_value_is_still_blamed_on_its_option_when_a_file_sets_the_same_key(tmp_path, cli):
+    path = _file(tmp_path, 'task = "copy"\ncells = ["lstm"]\n[task_options]\ncopy_len = 3\n')
+    code, _, err = cli("sweep", "--config", path, "--task-opt", "copy_len=ten", "--out", tmp_path / "o")
+    assert code == 2 and "harness sweep: error: --task-opt copy_len=ten: expected an integer" in err
+    assert str(path) not in err
+
+
+def test_origins_follow_the_merge():
+    base = SweepRequest(task="copy", settings={"lr": [1e-3], "steps": [5]},
+                        origins={"task": "f.toml", "settings.lr": "f.toml", "settings.steps": "f.toml"})
+    merged = base.merged(SweepRequest(settings={"steps": [9]}))
+    assert merged.origins == {"task": "f.toml", "settings.lr": "f.toml"}

@@ -5,9 +5,15 @@ preset's. Writes a new run folder (config.json, environment.json,
 summary.csv, metrics.csv, gradnorms.csv, gradsummary.csv), prints a summary,
 and draws the figures and report.md (skip with --no-plots).
 
-Exit status: 0 when every cell finished ok or diverged; 1 when a cell failed
-or was skipped as unavailable here; 2 for a usage error; 130 on Ctrl-C or SIGTERM.
-Failures are reported on stderr.
+--cell-timeout SECONDS stops a cell that runs longer (none by default): it
+is marked 'timeout', its tables so far are kept, and the next cell runs. The
+limit is checked between Python operations of the run's own process, so it
+stops a training loop or a sleep, but not one long call into C or CUDA, which
+finishes first (docs/results.md).
+
+Exit status: 0 when every cell finished ok or diverged; 1 when a cell failed,
+timed out or was skipped as unavailable here; 2 for a usage error; 130 on
+Ctrl-C or SIGTERM. Failures are reported on stderr.
 
 Examples:
   python -m harness run --cells lstm,rnn --task copy
@@ -20,7 +26,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.commands.options import add_run_options, given_settings, parse_pairs
+from harness.commands.options import add_run_options, bounded_float, given_settings, parse_pairs
 from harness.contract.errors import HarnessError
 from harness.plugins.registry import load_registry
 from harness.reports.summary import closing_lines, summary_table, verdicts
@@ -29,7 +35,7 @@ from harness.run.execute import RunInterrupted, execute
 
 HELP = "train cells on a task and compare them"
 
-FAILED_STATUSES = ("failed", "skipped")
+FAILED_STATUSES = ("failed", "timeout", "skipped")
 """Statuses that make ``run`` exit 1: a requested cell produced no result."""
 
 
@@ -43,6 +49,10 @@ def add_arguments(p) -> None:
                         "(always at 0 and at the end)")
     p.add_argument("--task-opt", action="append", default=[], metavar="NAME=VALUE",
                    help="a task-specific option (repeatable); 'harness list' names the tasks, docs/tasks.md their options")
+    p.add_argument("--cell-timeout", type=bounded_float(0, 1e8, allow_none=True), metavar="SECONDS",
+                   help="stop a cell that takes longer than this (building, training and measurements), mark it "
+                        "'timeout', keep its tables and go on with the next (default: none; stops Python code, not "
+                        "one long call into C or CUDA)")
     p.add_argument("--out", type=Path, help="run folder to create (default: results/<time>-<task>); never overwritten")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--no-plots", action="store_true",
@@ -72,7 +82,7 @@ def main(args) -> int:
         # its verdict, so the runner's live failure lines are left out.
         result = execute(cfg, registry, out=args.out, progress=not args.no_progress, say=print,
                          warn=lambda line: print(f"warning: {line}", file=sys.stderr), plots=not args.no_plots,
-                         live_failures=False)
+                         live_failures=False, cell_timeout=args.cell_timeout)
     except RunInterrupted as stop:
         print(f"\ninterrupted: the finished tables are kept in {stop.folder}", file=sys.stderr)
         return 130

@@ -28,7 +28,8 @@ class UnitResult:
     id: str
     status: str
     """The run's status for the cell (ok, diverged, failed, skipped, interrupted, timeout), or failed when the unit's
-    process died or the run could not start."""
+    process died or the run could not start, or timeout when the executor stopped a unit that ran past
+    :attr:`ExecutorSettings.unit_timeout`."""
     reason: str = ""
     row: dict[str, Any] = field(default_factory=dict)
     host: str = ""
@@ -55,6 +56,12 @@ class ExecutorSettings:
     preload: tuple[str, ...] = ()
     """Modules a worker process may import before its first unit (the plugins' own), so that no unit pays for
     them; an executor that starts its workers ahead of the units (the local forkserver) uses it, others ignore it."""
+    unit_timeout: float | None = None
+    """Seconds a unit may run (``--unit-timeout``); ``None``: no limit. ``work`` stops its own run at this time (the
+    run is marked ``timeout`` and comes back as a normal result), but only between Python operations; an executor
+    should stop from outside a unit still running a little after it (one long call into C or CUDA), and hand back
+    a ``timeout`` result for it. The built-ins: ``local`` kills the unit's process group, ``ray`` force-cancels the
+    task, ``submitit`` sets the Slurm time limit (docs/sweeps.md)."""
 
 
 class Executor(Protocol):

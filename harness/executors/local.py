@@ -17,6 +17,12 @@ and thread count.
 Ctrl-C: the units' processes are in their own process groups, so the
 terminal's SIGINT reaches only the sweep; it forwards one SIGINT to every
 running unit (each writes its tables and exits), waits for them, and stops.
+
+Time limit (``ExecutorSettings.unit_timeout``): the unit stops its own run at
+the limit (``timeout``, tables written). A unit still running
+:data:`KILL_AFTER_S` later is stuck where its own timer cannot reach (one long
+call into C or CUDA): its whole process group is killed (SIGKILL, so child
+processes it started go too), and it comes back as ``timeout``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ INTERRUPTED_EXIT = 130
 """A unit's process exits with this status when it was interrupted (its tables are kept, its result is not)."""
 GRACE_S = 60.0
 """How long a unit gets to write its tables after Ctrl-C before it is killed."""
+KILL_AFTER_S = 60.0
+"""How long past its time limit a unit that has not stopped itself is killed."""
 PRELOAD_ALSO = ["torch._dynamo"]
 """Imported once by the forkserver besides ``work``'s module (and so torch and the harness), so that no unit pays
 for them: ``torch._dynamo`` is what torch's optimisers import on first use, and costs about as much as torch."""
@@ -63,12 +71,22 @@ def death_reason(exitcode: int | None) -> str:
     return f"the unit's process exited with status {exitcode} without a result"
 
 
+def _kill_group(process) -> None:
+    """SIGKILL the unit's process group (its own, from ``_child``), so that what it started goes too."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, TypeError):
+        pass
+    process.kill()  # in case it died before it made its group
+
+
 class LocalExecutor:
     """See the module docstring. ``settings.jobs`` units run at once."""
 
     def __init__(self, settings: ExecutorSettings):
         self.jobs = max(1, settings.jobs)
         self.preload = list(settings.preload)
+        self.timeout = settings.unit_timeout
         self.context = multiprocessing.get_context("forkserver")
         self._live: dict[str, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
@@ -83,14 +101,24 @@ class LocalExecutor:
         send.close()  # the child holds the only writer now: a dead child reads as end-of-file, not a hang
         with self._lock:
             self._live[unit.id] = process
+        limit = None if self.timeout is None else self.timeout + KILL_AFTER_S
+        result, stuck = None, False
         try:
-            result = receive.recv()
+            if receive.poll(limit):  # a result, or end-of-file when the process died
+                result = receive.recv()
+            else:
+                stuck = True
+                _kill_group(process)
         except (EOFError, OSError):
             result = None
         receive.close()
         process.join()
         with self._lock:
             self._live.pop(unit.id, None)
+        if stuck:
+            return UnitResult(unit.id, "timeout", f"still running {KILL_AFTER_S:g} s past its time limit of "
+                              f"{self.timeout:g} s (stuck in a call its own timer cannot interrupt): its processes "
+                              "were killed", pid=process.pid or 0)
         if process.exitcode == INTERRUPTED_EXIT or (self._stopping.is_set() and process.exitcode != 0):
             return UnitResult(unit.id, "interrupted", "interrupted by the user (Ctrl-C)")
         if result is None or process.exitcode != 0:

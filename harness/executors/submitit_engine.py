@@ -13,6 +13,14 @@ has no array parallelism of its own, so the units are submitted in arrays of
 machine; this path exists so that a sweep can be tried here exactly as it
 will run on the cluster.
 
+Time limit (``ExecutorSettings.unit_timeout``): each unit stops its own run at
+the limit (``timeout``, tables written). As a backstop, without
+``--slurm-time`` the job's time limit (submitit's ``timeout_min``) is the unit's
+limit plus :data:`KILL_AFTER_S`, rounded up to whole minutes, so Slurm (or
+submitit's local executor) ends a job stuck in one long C or CUDA call; such a
+job, and any job Slurm reports as ``TIMEOUT``, comes back as ``timeout``.
+``--slurm-time`` given explicitly wins.
+
 The sweep folder must be on a filesystem the compute nodes see at the same
 path. Needs the ``submitit`` extra: ``pip install 'rnn-harness[submitit]'``.
 """
@@ -31,6 +39,19 @@ from harness.contract.hookspecs import hookimpl
 INSTALL = "pip install 'rnn-harness[submitit]'"
 POLL_S = 0.5
 DEFAULT_TIME_MIN = 24 * 60
+"""The job time limit when neither --slurm-time nor a unit time limit says otherwise."""
+KILL_AFTER_S = 60.0
+"""How long past the unit's time limit its job's own limit comes (the unit's timer stops it first)."""
+
+
+def time_limit_min(slurm_time: int | None, unit_timeout: float | None) -> int:
+    """The job's time limit in whole minutes: ``--slurm-time`` if given, else the unit's limit plus
+    :data:`KILL_AFTER_S`, else :data:`DEFAULT_TIME_MIN`."""
+    if slurm_time:
+        return int(slurm_time)
+    if unit_timeout is not None:
+        return max(1, math.ceil((unit_timeout + KILL_AFTER_S) / 60))
+    return DEFAULT_TIME_MIN
 
 
 class SubmititExecutor:
@@ -46,7 +67,7 @@ class SubmititExecutor:
         executor = submitit.AutoExecutor(folder=folder, cluster=slurm.get("cluster") or None)
         parameters: dict[str, Any] = {
             "name": "harness-sweep",
-            "timeout_min": int(slurm.get("time_min") or DEFAULT_TIME_MIN),
+            "timeout_min": time_limit_min(slurm.get("time_min"), self.settings.unit_timeout),
             "cpus_per_task": self.settings.threads_per_unit,
             "slurm_array_parallelism": self.settings.jobs,
         }
@@ -89,6 +110,13 @@ class SubmititExecutor:
         try:
             return job.result()
         except Exception as exc:  # the job died, timed out or was cancelled: submitit says which
+            try:
+                state = str(job.state)
+            except Exception:  # the scheduler could not be asked
+                state = ""
+            if "TIMEOUT" in state.upper():
+                return UnitResult(unit.id, "timeout", f"the submitit job {job.job_id} reached its time limit "
+                                  f"(state {state}): {one_line(exc)}")
             return UnitResult(unit.id, "failed", f"the submitit job {job.job_id} failed: {one_line(exc)}")
 
 

@@ -7,7 +7,8 @@ and a random non-zero initial state, and verifies:
 1. the contract: ``out`` is ``(T, B, H)`` and the state a tuple of ``(L, B, ...)``
    tensors of the shapes the cell declares (``(L, B, H)`` unless its ``state_shapes()``
    says otherwise), all of the input's dtype; ``out[-1]`` equals the top layer of ``h``;
-   every output and every gradient is finite; the input, the initial state and
+   every output and every gradient is finite (else the message says NaN or Inf,
+   and at which time steps t); the input, the initial state and
    every trainable parameter receive a gradient (except the initial ``h`` of a
    cell whose spec sets ``h_is_readout``: such a cell does not read it);
 2. when the spec names a ``reference`` cell (``CellSpec.reference``): the same
@@ -34,7 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from harness.contract.cells import CellSpec
-from harness.plugins.model import CellContractError, build_cell, check_step_output, state_shapes
+from harness.plugins.model import (CellContractError, build_cell, check_step_output, nonfinite_gradient,
+                                   nonfinite_output, nonfinite_state, state_shapes)
 
 TOLERANCE: dict[torch.dtype, float] = {
     torch.float64: 1e-9,
@@ -153,8 +155,9 @@ def _checked_results(spec: CellSpec, cell: nn.Module, inputs: dict[str, Tensor],
     for name, value in outputs.items():
         if value.dtype != dtype:
             raise Incorrect(f"{spec.name}: the {name} is {_name(value.dtype)}, but the input was {_name(dtype)}")
-        if not torch.isfinite(value).all():
-            raise Incorrect(f"{spec.name}: the {name} has non-finite values")
+    problem = nonfinite_output(out) or nonfinite_state(spec.state_names, final)
+    if problem:
+        raise Incorrect(f"{spec.name}: {problem}")
     top_h = outputs["final h"][-1].detach().double()
     gap = (out[-1].detach().double() - top_h).abs().max().item()
     if not gap <= tol * max(1.0, top_h.abs().max().item()):
@@ -165,8 +168,9 @@ def _checked_results(spec: CellSpec, cell: nn.Module, inputs: dict[str, Tensor],
     for name, grad in grads.items():
         if grad is None:
             raise Incorrect(f"{spec.name}: the {name.removeprefix('gradient of ')} got no gradient")
-        if not torch.isfinite(grad).all():
-            raise Incorrect(f"{spec.name}: the {name} has non-finite values")
+        problem = nonfinite_gradient(name, grad, time_major=name == "gradient of input")
+        if problem:
+            raise Incorrect(f"{spec.name}: {problem}")
     return {**{k: v.detach() for k, v in outputs.items()}, **grads}
 
 

@@ -141,9 +141,63 @@ def check_step_output(spec: CellSpec, out, state, T: int, B: int, H: int, L: int
                                     f"declares (L, B, {', '.join(map(str, trailing))}) = {expected}")
 
 
+def _kind(value: Tensor) -> str:
+    return "NaN" if torch.isnan(value).any() else "Inf"
+
+
+def _span(steps: list[int]) -> str:
+    """``[2, 3, 4]`` -> ``"t = 2..4"``; ``[3]`` -> ``"t = 3"``; ``[1, 4]`` -> ``"t = 1 ... 4 (2 steps)"``."""
+    if len(steps) == 1:
+        return f"t = {steps[0]}"
+    if steps == list(range(steps[0], steps[-1] + 1)):
+        return f"t = {steps[0]}..{steps[-1]}"
+    return f"t = {steps[0]} ... {steps[-1]} ({len(steps)} steps)"
+
+
+def nonfinite_steps(value: Tensor) -> list[int]:
+    """The time steps ``t`` of a time-major ``(T, ...)`` tensor that hold a NaN or an Inf."""
+    bad = ~torch.isfinite(value.detach().reshape(value.shape[0], -1)).all(dim=1)
+    return bad.nonzero().flatten().tolist()
+
+
+def nonfinite_output(out: Tensor) -> str | None:
+    """``None`` when the ``(T, B, H)`` output is finite; else what it holds and where it first appears, e.g.
+    ``"the output is NaN from time step t = 2 on (of t = 0..4)"``: a cell computing NaN, named as such, rather
+    than a comparison that fails further down and blames something else."""
+    steps = nonfinite_steps(out)
+    if not steps:
+        return None
+    first, T = steps[0], out.shape[0]
+    where = f"from time step t = {first} on" if steps == list(range(first, T)) else f"first at time step t = {first}"
+    return f"the output is {_kind(out[first])} {where} (of t = 0..{T - 1})"
+
+
+def nonfinite_state(names: tuple[str, ...], state) -> str | None:
+    """``None`` when every ``(L, B, ...)`` state tensor is finite; else the first that is not, and its layer."""
+    for name, s in zip(names, state):
+        bad = ~torch.isfinite(s.detach().reshape(s.shape[0], -1)).all(dim=1)
+        if bad.any():
+            layer = int(bad.nonzero()[0])
+            return f"the final state {name!r} is {_kind(s[layer])} (layer {layer})"
+    return None
+
+
+def nonfinite_gradient(label: str, grad: Tensor, time_major: bool) -> str | None:
+    """``None`` when ``grad`` is finite; else e.g. ``"the gradient of input is NaN at time steps t = 0..5 (of
+    t = 0..5)"`` for a time-major ``(T, ...)`` gradient, or ``"the gradient of parameter 'u.weight' is Inf"``."""
+    if torch.isfinite(grad).all():
+        return None
+    if not time_major:
+        return f"the {label} is {_kind(grad)}"
+    steps = nonfinite_steps(grad)
+    return (f"the {label} is {_kind(grad)} at time step{'s' if len(steps) > 1 else ''} {_span(steps)} "
+            f"(of t = 0..{grad.shape[0] - 1})")
+
+
 def verify_cell(spec: CellSpec, cell: nn.Module, input_size: int, hidden_size: int, layers: int,
                 device: torch.device, dtype: torch.dtype) -> None:
-    """A quick contract check on a tiny batch before training (shapes, state passing, top-layer output)."""
+    """A quick contract check on a tiny batch before training (shapes, finite values, state passing, top-layer
+    output)."""
     T, B = 3, 2
     x = torch.randn(T, B, input_size, device=device, dtype=dtype)
     was_training = cell.training
@@ -160,6 +214,10 @@ def _verify(spec: CellSpec, cell: nn.Module, x: Tensor, hidden_size: int, layers
     with torch.no_grad():
         out, state = cell(x, None)
         check_step_output(spec, out, state, T, B, hidden_size, layers, shapes)
+        problem = nonfinite_output(out) or nonfinite_state(spec.state_names, state)
+        if problem:  # named here: the comparisons below would fail too, and blame the layout
+            finite = "" if problem.startswith("the output") else " while the output is finite"
+            raise CellContractError(f"{spec.name}: {problem}{finite}, on a finite random input at initialisation")
         if not torch.allclose(out[-1], state[0][-1], atol=1e-5, rtol=1e-4):
             raise CellContractError(f"{spec.name}: out[-1] differs from the top layer of the final h state")
         out2, _ = cell(x[:1], None)

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from harness.contract.cells import CellSpec, RecurrentCell, StateShapes
-from harness.plugins.model import CellContractError, build_cell, check_step_output, state_shapes
+from harness.plugins.model import (CellContractError, build_cell, check_step_output, nonfinite_gradient,
+                                   nonfinite_output, nonfinite_state, state_shapes)
 
 
 class ConformanceError(AssertionError):
@@ -102,6 +103,10 @@ def check_shapes_and_state(spec: CellSpec, *, input_size: int = 3, hidden_size: 
         except CellContractError as exc:
             raise ConformanceError(str(exc)) from None
         _check_like(spec, "forward", x, out, state)
+        problem = nonfinite_output(out) or nonfinite_state(spec.state_names, state)
+        if problem:  # named as such: every comparison below would fail too, and blame something else
+            finite = "" if problem.startswith("the output") else " while the output is finite"
+            raise ConformanceError(f"{spec.name}: {problem}{finite}, on a finite random input")
         if not torch.allclose(out[-1], state[0][-1], atol=1e-6, rtol=1e-5):
             raise ConformanceError(f"{spec.name}: out[-1] must equal the top layer of the final h state "
                                    f"(max difference {(out[-1] - state[0][-1]).abs().max().item():.3g})")
@@ -158,6 +163,9 @@ def check_gradients(spec: CellSpec, *, input_size: int = 2, hidden_size: int = 3
     except RuntimeError as exc:
         raise ConformanceError(f"{spec.name}: backward failed: {exc}") from None
     for (name, leaf), grad in zip(leaves, grads):
+        problem = None if grad is None else nonfinite_gradient(f"gradient of {name}", grad, leaf is x)
+        if problem:
+            raise ConformanceError(f"{spec.name}: {problem}, on a finite random input and state")
         numeric = torch.zeros_like(leaf)
         flat, nflat = leaf.data.view(-1), numeric.view(-1)
         for i in range(flat.numel()):

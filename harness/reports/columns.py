@@ -39,7 +39,8 @@ SUMMARY: tuple[Column, ...] = (
     Column("cell", "the cell's name, as on the command line"),
     Column("task", "the task's name", shown=False),
     Column("status", "ok, diverged (non-finite loss or gradient), failed (the cell raised or broke the contract), "
-           "interrupted (Ctrl-C) or skipped (cannot run on this device or dtype)"),
+           "timeout (ran past --cell-timeout, or a sweep's --unit-timeout), interrupted (Ctrl-C) or skipped (cannot "
+           "run on this device or dtype)"),
     Column("seed", "the seed of the data stream and the initial weights", shown=False),
     Column("seq_len", "--seq-len: the sequence length T (copy: the delay T; its sequences are T + 2N long)", "T"),
     Column("hidden_size", "the cell's hidden width H: --hidden-size, or the width --match-params chose for it", "H"),
@@ -58,9 +59,11 @@ SUMMARY: tuple[Column, ...] = (
     Column("solved", "the task's documented criterion on the test data (docs/tasks.md)"),
     Column("beats_baseline", "loss_ratio < 0.9: at least 10% below the memoryless loss, so that noise around the "
            "baseline is not called memory", "beats baseline"),
-    Column("grad_decay_init", "decay per step of ||dL/dh_t|| at initialisation (docs/measurements.md): below 1 the "
-           "gradient vanishes going back in time, above 1 it explodes", "grad decay init", ".3f"),
-    Column("grad_decay_final", "the same after training", "grad decay final", ".3f"),
+    Column("grad_decay_init", "decay per time step of ||dL/dh_t|| at initialisation (docs/measurements.md): the "
+           "average factor by which it shrinks (below 1: vanishing) or grows (above 1: exploding) per step back in "
+           "time; to the power of the steps from the last back to the first, it is the whole-sequence ratio the "
+           "sentence after the table gives", "grad decay/step init", ".3f"),
+    Column("grad_decay_final", "the same after training", "grad decay/step final", ".3f"),
     Column("grad_state", "the state whose gradient the grad_decay columns follow: h, or the cell's first other state "
            "when its h is only a readout (mamba: ssm, mlstm: C)", shown=False),
     Column("tokens_per_s", "training throughput: batch x sequence steps per second of forward, backward and update, "

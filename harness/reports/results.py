@@ -21,7 +21,7 @@ METRICS_COLUMNS = ["cell", "step", "metric", "value"]
 GRADNORMS_COLUMNS = ["cell", "step", "t", "state", "norm"]
 GRADSUMMARY_COLUMNS = ["cell", "step", "state", "first", "last", "decay_per_step", "steps_to_10x"]
 
-STATUSES = ("ok", "diverged", "failed", "interrupted", "skipped")
+STATUSES = ("ok", "diverged", "failed", "timeout", "interrupted", "skipped")
 
 try:  # Parquet beside every CSV when pyarrow is there
     import pyarrow  # noqa: F401

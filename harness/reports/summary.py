@@ -46,16 +46,24 @@ def verdicts(summary: pd.DataFrame, gradsummary: pd.DataFrame, accuracy_name: st
         grads = gradsummary[(gradsummary["cell"] == row.cell) & (gradsummary["state"] == state)]
         if len(grads):
             init, final = grads.iloc[0], grads.iloc[-1]
-            text += (f" dL/d{state} at step 0 is {_ratio(init)} of the last step's at init, {_ratio(final)} after training.")
+            text += (f" dL/d{state} at the first step is {_ratio(init)} its value at the last step over the whole sequence "
+                     f"at init ({_per_step(init)}), {_ratio(final)} after training ({_per_step(final)}).")
         lines.append(text)
     return lines
 
 
 def _ratio(g) -> str:
+    """``||dL/dh_0|| / ||dL/dh_last||``: the decay over the whole sequence."""
     if g["last"] <= 0 or not math.isfinite(g["first"]):
         return "-"
     r = g["first"] / g["last"]
-    return f"{r:.1e}x"
+    return f"{r:.1e} x"
+
+
+def _per_step(g) -> str:
+    """The same curve's decay per time step (the table's column), named so that it is not read as the ratio."""
+    value = g["decay_per_step"]
+    return f"{value:.3f} per step" if math.isfinite(value) else "per step: -"
 
 
 def sweep_command(cells: list[str], task: str, seq_len: int) -> str:
@@ -84,8 +92,11 @@ def closing_lines(summary: pd.DataFrame, cfg) -> list[str]:
             words.append(f"{', '.join(worse)} did not even reach the loss of a predictor that ignores the history "
                          "(not trained far enough, or unstable)")
         lines.append("\nIn plain words: " + "; ".join(words) + ".")
-        lines.append("The 'dL/dh at step 0' ratio is how much of the loss's gradient reaches the first step: the "
-                     "smaller it is, the less the first inputs can still be learned from (a vanishing gradient).")
+        lines.append("dL/dh at the first step over its value at the last is how much of the loss's gradient reaches "
+                     "the first step across the whole sequence: the smaller it is, the less the first inputs can still "
+                     "be learned from (a vanishing gradient). The table's 'grad decay/step' columns give the same "
+                     "decay per time step: raised to the power of the steps from the last back to the first, it is "
+                     "the whole-sequence ratio (0.6 per step over 25 steps is 3e-06), one curve, two scales.")
     lines.append("One seed at one sequence length is an anecdote; for a verdict over seeds and lengths, with "
                  f"confidence intervals:\n  {sweep_command(list(summary['cell'].astype(str)), cfg.task, cfg.seq_len)}")
     return lines

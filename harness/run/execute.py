@@ -53,13 +53,15 @@ def _quiet(_: str) -> None:
 
 def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, results_root: Path = Path("results"),
             progress: bool = True, say: Callable[[str], None] = _quiet, warn: Callable[[str], None] = _quiet,
-            plots: bool = True, live_failures: bool = True) -> RunResult:
+            plots: bool = True, live_failures: bool = True, cell_timeout: float | None = None) -> RunResult:
     """Train ``cfg.cells`` on ``cfg.task`` and write the run folder.
 
     :param out: the folder to create (default ``results_root/<time>-<task>``); a folder holding a run is refused.
     :param say: receives progress lines (the folder); ``warn`` receives problems: a cell that failed, diverged or
         was skipped as it happens (unless ``live_failures`` is off, for a caller that reports them itself from
         the returned rows), and figures that could not be made.
+    :param cell_timeout: seconds each cell may take before it is stopped and marked ``timeout`` (``None``: no limit;
+        :mod:`harness.run.deadline` says what it can interrupt).
     :raises RunInterrupted: on Ctrl-C, after the finished tables are written.
     """
     task_spec = registry.task(cfg.task)
@@ -83,7 +85,8 @@ def execute(cfg: RunConfig, registry: Registry, *, out: Path | None = None, resu
     if cfg.match_params is not None:
         say(f"--match-params {cfg.match_params:,}: " + "; ".join(w.describe() for w in widths.values()))
     runner = Runner(cfg, task_spec, specs, writer, progress=progress, say=say,
-                    warn=warn if live_failures else _quiet, task=task, provenance=provenance)
+                    warn=warn if live_failures else _quiet, task=task, provenance=provenance,
+                    cell_timeout=cell_timeout)
     result = RunResult(writer.folder, cfg, task)
     try:
         result.rows = runner.run()
@@ -110,7 +113,7 @@ def _plots(folder: Path, warn: Callable[[str], None]) -> None:
 def run(task: str, cells: Sequence[str] | str, *, out: Path | str | None = None, preset: str | None = None,
         task_options: Mapping[str, Any] | None = None, grad_at: Sequence[int] = (), registry: Registry | None = None,
         progress: bool = True, plots: bool = True, say: Callable[[str], None] = _quiet,
-        warn: Callable[[str], None] = _quiet, **settings: Any) -> RunResult:
+        warn: Callable[[str], None] = _quiet, cell_timeout: float | None = None, **settings: Any) -> RunResult:
     """Resolve the settings and execute the run: the one entry point for the CLI, sweep units and notebooks.
 
     ``settings`` are :data:`RUN_OPTIONS` by name (``steps=500, lr=3e-3, seed=1``). ``cells`` is a list of names
@@ -126,5 +129,5 @@ def run(task: str, cells: Sequence[str] | str, *, out: Path | str | None = None,
     cfg = resolve_config(task_spec, names, preset=preset, settings=settings, task_options=task_options,
                          grad_at=grad_at)
     return execute(cfg, registry, out=Path(out) if out is not None else None, progress=progress, say=say, warn=warn,
-                   plots=plots)
+                   plots=plots, cell_timeout=cell_timeout)
 

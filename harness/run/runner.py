@@ -10,9 +10,11 @@ training batch's final state, detached, as the next batch's initial state, and
 is evaluated with the state carried through each split (:func:`evaluate_carried`).
 
 Failures stay with their cell: a non-finite loss marks it ``diverged``, an
-exception inside the plugin marks it ``failed`` with the reason, and the next
-cell runs. Ctrl-C marks the current cell ``interrupted``, writes every table
-and re-raises so the CLI can say where they are.
+exception inside the plugin marks it ``failed`` with the reason, a cell that
+runs past ``cell_timeout`` seconds is stopped and marked ``timeout``
+(:mod:`harness.run.deadline` says how, and what it cannot interrupt), and the
+next cell runs. Ctrl-C marks the current cell ``interrupted``, writes every
+table and re-raises so the CLI can say where they are.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from harness.plugins.model import TaskModel, build_cell, verify_cell
 from harness.reports.columns import BEAT_MARGIN, SUMMARY_NAMES
 from harness.reports.results import RunWriter
 from harness.run.config import OPTIMIZERS, RunConfig
+from harness.run.deadline import CellTimeout, deadline
 
 
 class Diverged(Exception):
@@ -128,13 +131,15 @@ class Runner:
 
     :param say: receives progress lines; ``warn`` receives failures (the CLI sends them to stderr).
     :param provenance: cell name -> ``{"package", "version", "path"}`` of the plugin that supplied it.
+    :param cell_timeout: seconds each cell may take, building and measurements included (``None``: no limit).
     """
 
     def __init__(self, cfg: RunConfig, task_spec: TaskSpec, cell_specs: list[CellSpec],
                  writer: RunWriter, progress: bool = True, say: Callable[[str], None] = print,
                  task: Task | None = None, warn: Callable[[str], None] | None = None,
-                 provenance: Mapping[str, Mapping[str, str]] | None = None):
+                 provenance: Mapping[str, Mapping[str, str]] | None = None, cell_timeout: float | None = None):
         self.cfg = cfg
+        self.cell_timeout = cell_timeout
         self.task_spec = task_spec
         self.cell_specs = cell_specs
         self.writer = writer
@@ -177,7 +182,12 @@ class Runner:
             return row
         start = time.perf_counter()
         try:
-            self._train(spec, row)
+            with deadline(self.cell_timeout):
+                self._train(spec, row)
+        except CellTimeout:
+            row.update(status="timeout", reason=f"ran past its time limit of {self.cell_timeout:g} s, after "
+                                                f"{row['steps']} of {self.cfg.steps} training steps")
+            self.warn(f"{spec.name} timed out: {row['reason']}")
         except KeyboardInterrupt:
             row.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
             row["wall_s"] = time.perf_counter() - start

@@ -2,8 +2,8 @@
 
 Every metric is aggregated over the units of a row that finished ``ok``; the
 solve rate counts ``diverged`` units too (as not solved), since diverging is
-an outcome of the cell, not a missing measurement. Units that failed, were
-skipped or have not run yet are counted but give no numbers. The columns are
+an outcome of the cell, not a missing measurement. Units that failed, timed
+out, were skipped or have not run yet are counted but give no numbers. The columns are
 listed in :data:`METRICS` and ``docs/sweeps.md``.
 """
 
@@ -42,7 +42,7 @@ def summarise_group(units: pd.DataFrame, rule: HorizonRule) -> dict[str, float]:
     decided = units[status.isin(["ok", "diverged"])]
     row: dict[str, float] = {
         "n_units": len(units), "n_seeds": len(ok), "n_diverged": int((status == "diverged").sum()),
-        "n_failed": int(status.isin(["failed", "skipped"]).sum()),
+        "n_failed": int(status.isin(["failed", "timeout", "skipped"]).sum()),
         "n_pending": int(status.isin(["pending", "interrupted"]).sum()),
     }
     for metric in METRICS:

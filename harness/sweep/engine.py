@@ -22,9 +22,9 @@ from harness.measurements.environment import available_cpus
 from harness.contract.executors import ExecutorSettings, ExecutorSpec, UnitResult
 from harness.plugins.registry import Registry
 from harness.run.config import DEFAULT_THREADS
-from harness.sweep.folder import SweepFolder
+from harness.sweep.folder import UNIT_FILE, SweepFolder
 from harness.sweep.grid import SweepSpec, Unit, expand
-from harness.sweep.unit import FINISHED, RETRYABLE, run_unit, write_result
+from harness.sweep.unit import FINISHED, RESULT_FILE, RETRYABLE, TimedUnit, damaged, run_unit, write_result
 
 
 def default_jobs() -> int:
@@ -90,21 +90,38 @@ def plugin_selection() -> dict[str, Any]:
     return {"only": names("HARNESS_PLUGINS"), "disable": names("HARNESS_DISABLE_PLUGINS") or []}
 
 
-def to_run(folder: SweepFolder, units: list[Unit], retry_failed: bool) -> list[Unit]:
-    """The units that are not finished: never ran, were interrupted, or (with ``retry_failed``) failed or skipped."""
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def to_run(folder: SweepFolder, units: list[Unit], retry_failed: bool,
+           warn: Callable[[str], None] = _warn) -> list[Unit]:
+    """The units that are not finished: never ran, were interrupted, or (with ``retry_failed``) failed, timed out
+    or were skipped.
+
+    A unit whose ``result.json`` or ``unit.json`` is damaged runs again, and ``warn`` gets one line saying which
+    unit, which file and why, first: a result must never vanish without a word.
+    """
     wanted = []
     for unit in units:
         state = folder.state(unit)
         if state in FINISHED or (state in RETRYABLE and not retry_failed):
             continue
+        for name, is_result in ((RESULT_FILE, True), (UNIT_FILE, False)):
+            path = Path(unit.folder) / name
+            why = damaged(path, result=is_result)
+            if why:
+                warn(f"unit {unit.label}: {path} is unreadable ({why}); the unit will run again")
+                break
         wanted.append(unit)
     return wanted
 
 
 def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, settings: ExecutorSettings, *,
               retry_failed: bool = False, progress: bool = True, command: Iterable[str] = (),
-              say: Callable[[str], None] = print) -> SweepOutcome:
-    """Expand the grid, run what is not finished on ``executor``, and write the tables.
+              say: Callable[[str], None] = print, warn: Callable[[str], None] = _warn) -> SweepOutcome:
+    """Expand the grid, run what is not finished on ``executor``, and write the tables. ``say`` gets progress
+    lines, ``warn`` problems found on disk (stderr by default).
 
     :raises SweepInterrupted: on Ctrl-C, after the tables of every finished unit are written.
     """
@@ -122,11 +139,11 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
         say("--match-params: " + "; ".join(widths))
     folder = SweepFolder.open(settings.folder, spec, command)
     check_threads(folder, units)
-    todo = to_run(folder, units, retry_failed)
+    todo = to_run(folder, units, retry_failed, warn)
     outcome = SweepOutcome(folder, total=len(units), already=len(units) - len(todo))
     folder.meta["invocations"][-1].update(executor=executor.name, jobs=settings.jobs,
                                           threads_per_unit=settings.threads_per_unit, units=len(units),
-                                          to_run=len(todo))
+                                          to_run=len(todo), unit_timeout_s=settings.unit_timeout)
     folder.save_meta(colors={c: registry.cell(c).color for c in folder.meta["cells"] if c in registry.cells})
     if outcome.already:
         say(f"{outcome.already} of {len(units)} units already finished in {folder.path}; running the other "
@@ -134,6 +151,7 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
     if not todo:
         folder.write_tables()
         return outcome
+    todo = [TimedUnit.of(unit, settings.unit_timeout) for unit in todo]
     for unit in todo:
         folder.prepare(unit)
     folder.write_tables(summary=False)

@@ -23,6 +23,7 @@
     [executor]                     # defaults for how to run it
     name = "local"
     jobs = 2
+    unit_timeout = 7200            # seconds, or "none"
 
     [study]                        # for studies: what docs/reproductions.md says (ignored by the sweep)
     title = "..."
@@ -33,7 +34,11 @@
     paper = "what the paper says, and where"
 
 A file and the command line fill the same :class:`SweepRequest`; an option
-given on the command line replaces the file's value for that key.
+given on the command line replaces the file's value for that key. The request
+remembers which keys came from which file (:attr:`SweepRequest.origins`), so
+that a value found wrong later (an unknown cell, a task option the task does
+not declare, an unknown executor) is reported as the file's key, not as a
+command-line option nobody typed.
 """
 
 from __future__ import annotations
@@ -53,6 +58,48 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+
+def _whole(low: int):
+    def ok(value: Any) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= low:
+            return None
+        return f"must be a whole number >= {low}, got {value!r}"
+    return ok
+
+
+def _number(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return None
+    return f"must be a number >= 0, got {value!r}"
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else f"must be a string, got {value!r}"
+
+
+def _table(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be a table: [executor.slurm_params] with KEY = VALUE lines"
+
+
+def _timeout(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return None
+    return f'must be a number of seconds > 0, or "none" for no limit; got {value!r}'
+
+
+def _cluster(value: Any) -> str | None:
+    return None if value in ("slurm", "local") else f'choose "slurm" or "local", got {value!r}'
+
+
+EXECUTOR_CHECKS = {
+    "name": _text, "jobs": _whole(1), "threads_per_unit": _whole(1), "gpus_per_unit": _number,
+    "ray_address": _text, "slurm_partition": _text, "slurm_time": _whole(1), "slurm_params": _table,
+    "submitit_cluster": _cluster, "unit_timeout": _timeout,
+}
+"""Each ``[executor]`` key's check: ``None`` when the value is fine, else what is wrong."""
+
 EXECUTOR_KEYS = {
     "name": "the executor: local, ray, submitit, or a plugin's",
     "jobs": "units at once (local), array parallelism (Slurm)",
@@ -63,6 +110,7 @@ EXECUTOR_KEYS = {
     "slurm_time": "Slurm time limit per unit, in minutes",
     "slurm_params": "extra Slurm parameters (a table of KEY = VALUE)",
     "submitit_cluster": "submitit's cluster: slurm or local (default: Slurm where there is one)",
+    "unit_timeout": "seconds a unit may run before it is stopped and marked timeout, or \"none\" (default: a day)",
 }
 TOP_KEYS = {"task", "cells", "preset", "seeds", "reference", "out", "grad_at", "settings", "task_options",
             "cell_settings", "horizon", "executor", "study", "claims", "tune"}
@@ -102,11 +150,27 @@ class SweepRequest:
     """A study's description (:data:`STUDY_KEYS`); the sweep ignores it, ``harness reproductions`` reads it."""
     claims: list[dict[str, Any]] = field(default_factory=list)
     """A study's published claims (:data:`CLAIM_KEYS`), each checked against the sweep's results."""
+    origins: dict[str, str] = field(default_factory=dict)
+    """Key (``seeds``, ``settings.lr``, ``task_options.copy_len``, ``executor.jobs``...) -> the file it was read
+    from; keys given on the command line have none."""
+
+    def keys(self) -> set[str]:
+        """Every key this request sets, dotted as in :attr:`origins`."""
+        keys = {name for name in ("task", "cells", "preset", "seeds", "reference", "out", "grad_at")
+                if getattr(self, name) is not None}
+        for table in ("settings", "task_options", "horizon", "executor"):
+            keys |= {f"{table}.{name}" for name in getattr(self, table)}
+        keys |= {f"cell_settings.{cell}.{name}" for cell, values in self.cell_settings.items() for name in values}
+        return keys
 
     def merged(self, override: "SweepRequest") -> "SweepRequest":
         """This request with every key ``override`` sets replaced (tables key by key)."""
         out = SweepRequest(**{f.name: getattr(self, f.name) for f in fields(self)})
+        replaced = override.keys()
+        out.origins = {k: v for k, v in self.origins.items() if k not in replaced}
         for f in fields(self):
+            if f.name == "origins":
+                continue
             value = getattr(override, f.name)
             if isinstance(value, dict):
                 if f.name == "cell_settings":
@@ -118,6 +182,7 @@ class SweepRequest:
                     setattr(out, f.name, {**getattr(out, f.name), **value})
             elif value is not None:
                 setattr(out, f.name, value)
+        out.origins.update(override.origins)
         return out
 
     def to_toml(self) -> str:
@@ -179,6 +244,12 @@ def load(path: Path | str) -> SweepRequest:
     def bad(key: str, why: str) -> HarnessError:
         return HarnessError(f"{path}: {key}: {why}")
 
+    request = _read(data, path, bad)
+    request.origins = {key: str(path) for key in request.keys()}
+    return request
+
+
+def _read(data: dict[str, Any], path: Path, bad) -> SweepRequest:
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise bad(unknown[0], f"unknown key; valid keys: {', '.join(sorted(TOP_KEYS))}")
@@ -214,8 +285,10 @@ def load(path: Path | str) -> SweepRequest:
             raise bad(f"settings.{name}", f"unknown setting; valid: {', '.join(o for o in OPTIONS_BY_NAME if o != 'seed')}"
                       + (" (seeds go in the top-level 'seeds')" if name == "seed" else ""))
         request.settings[name] = [_parse(option, v, f"settings.{name}", bad) for v in _as_list(value)]
+        if len(request.settings[name]) > 1 and not option.sweepable:
+            raise bad(f"settings.{name}", "cannot be swept; give one value")
     for name, value in data.get("task_options", {}).items():
-        request.task_options[name] = _as_list(value)  # checked against the task's declarations when expanded
+        request.task_options[name] = _as_list(value)  # checked against the task's declarations by the sweep command
     for cell, values in data.get("cell_settings", {}).items():
         if not isinstance(values, dict):
             raise bad(f"cell_settings.{cell}", f"must be a table: [cell_settings.{cell}]")
@@ -235,6 +308,9 @@ def load(path: Path | str) -> SweepRequest:
     for name, value in data.get("executor", {}).items():
         if name not in EXECUTOR_KEYS:
             raise bad(f"executor.{name}", f"unknown key; valid: {', '.join(EXECUTOR_KEYS)}")
+        problem = EXECUTOR_CHECKS[name](value)
+        if problem:
+            raise bad(f"executor.{name}", problem)
         request.executor[name] = value
     for name, value in data.get("study", {}).items():
         if name not in STUDY_KEYS:
@@ -272,16 +348,18 @@ def _parse(option, value: Any, key: str, bad) -> Any:
         raise bad(key, str(exc)) from None
 
 
+SEED_FORMS = 'give a count (5), a range ("10:15") or a list ([0, 3, 7]) of seeds from 0 to 2147483647'
+
+
 def _seeds(value: Any, bad) -> list[int]:
     from harness.sweep.grid import parse_seeds
 
-    if isinstance(value, bool):
-        raise bad("seeds", "give a count (5), a range (\"10:15\") or a list ([0, 3, 7])")
-    if isinstance(value, int):
-        return parse_seeds(str(value))
-    if isinstance(value, str):
-        return parse_seeds(value)
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                 for s in value):
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return parse_seeds(str(value))
+        except HarnessError:  # its message names --seeds, which nobody typed here
+            raise bad("seeds", f"{SEED_FORMS}; got {value!r}") from None
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool)
+                                                 and 0 <= s <= 2**31 - 1 for s in value):
         return list(dict.fromkeys(value))
-    raise bad("seeds", "give a count (5), a range (\"10:15\") or a list ([0, 3, 7])")
+    raise bad("seeds", f"{SEED_FORMS}; got {value!r}")

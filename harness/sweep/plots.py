@@ -184,7 +184,7 @@ def make_figures(sweep: dict[str, Any]) -> dict[str, Figure]:
 
 SUMMARY_SHOWN = {"cell": "cell", "seq_len": "T", "n_seeds": "seeds", "loss_ratio_mean": "test/baseline",
                  "loss_ratio_lo": "lo", "loss_ratio_hi": "hi", "solve_rate": "solve rate", "solve_lo": "solve lo",
-                 "solve_hi": "solve hi", "grad_decay_final_mean": "grad decay final",
+                 "solve_hi": "solve hi", "grad_decay_final_mean": "grad decay/step final",
                  "loss_ratio_diff_mean": "vs reference", "better_fraction": "better on", "tokens_per_s_mean": "tokens/s"}
 
 
@@ -205,7 +205,7 @@ def report_markdown(sweep: dict[str, Any], figures: dict[str, list[Path]], where
     shown = table[[c for c in ["cell", *keys, *SUMMARY_SHOWN] if c in table.columns]]
     shown = shown.loc[:, ~shown.columns.duplicated()].rename(columns=SUMMARY_SHOWN)
     formats = {"test/baseline": ".3f", "lo": ".3f", "hi": ".3f", "solve rate": ".2f", "solve lo": ".2f",
-               "solve hi": ".2f", "grad decay final": ".3f", "vs reference": "+.3f", "better on": ".2f",
+               "solve hi": ".2f", "grad decay/step final": ".3f", "vs reference": "+.3f", "better on": ".2f",
                "tokens/s": ",.0f"}
     lines += ["", "## Summary", "", markdown_table(shown, formats, default=".4g"), ""]
     for name, paths in figures.items():
