@@ -227,7 +227,7 @@ SPEC = TaskSpec(
     description=DESCRIPTION,
     factory=SeqImageTask,
     options=OPTIONS,
-    defaults={"seq_len": 28, "steps": 2000, "batch_size": 128, "hidden_size": 64, "lr": 3e-3},
+    defaults={"seq_len": 28, "steps": 1500, "batch_size": 128, "hidden_size": 64, "lr": 3e-3},
     presets=PRESETS,
 )
 
