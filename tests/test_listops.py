@@ -165,3 +165,12 @@ def test_task_baseline_is_the_prior_entropy_and_lra_skews_to_the_extremes():
     assert task.baseline < math.log(10)                          # MIN and MAX favour 0 and 9
     probs = prior(Limits(8, 10, 100, 400)).probs                  # long expressions, as in LRA
     assert probs[0] > 0.12 and probs[9] > 0.12 and max(probs[1:9]) < 0.1
+
+
+def test_the_prior_figures_docs_tasks_md_quotes():
+    defaults = prior(DEFAULT)
+    assert (round(defaults.entropy, 4), round(defaults.acceptance, 2), round(defaults.mean_length, 1)) == \
+        (2.3009, 0.21, 10.3)
+    lra = prior(Limits(max_depth=10, max_args=10, min_length=501, max_length=1999))    # a few seconds
+    assert (round(lra.entropy, 4), round(lra.acceptance, 3), round(lra.mean_length)) == (2.2487, 0.083, 1035)
+    assert round(lra.probs[0], 2) == round(lra.probs[9], 2) == 0.17
