@@ -19,6 +19,7 @@ from harness.run.config import resolve_config
 from harness.run.runner import make_task
 from harness.sweep.files import load
 from harness.sweep.grid import expand
+from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "studies"
@@ -31,6 +32,12 @@ PAPER_WIDTHS = {"lstm": 40, "rnn": 80, "gru": 46}
 MATCHED_WIDTHS = {"lstm": 38, "rnn": 80, "gru": 45}      # --match-params 8089, the paper's RNN-80 model counted whole
 TCN_WIDTHS = {"lstm": 130, "gru": 150, "rnn": 262}
 TCN = dict(task="adding", optimizer="adam", lr=2e-3, clip=5.0, batch_size=32, seq_len=600)
+ARJOVSKY_MNIST = dict(task="seq-image", optimizer="rmsprop", lr=1e-3, clip=1.0, batch_size=20)
+# seq-image reads real images: its tiny runs take Fashion-MNIST from shared/data, a T that divides 784, and
+# small splits (the other studies' tiny runs get --seq-len 5 and eval_size=16).
+SEQ_IMAGE_TINY = {"seq_len": 28, "task_options": {"source": "fashion-mnist", "download": "false",
+                                                  "path": str(SHARED_DATA / "fashion-mnist"), "train_size": "64",
+                                                  "val_size": "16", "test_size": "16"}}
 EXPECTED = {
     "arjovsky2016-copy.toml": dict(
         cells=["lstm", "rnn", "gru"], seq_len=[100, 200], seeds=[0, 1, 2], widths=PAPER_WIDTHS, units=18,
@@ -76,6 +83,17 @@ EXPECTED = {
         cells=["lstm"], seq_len=[100], seeds=[0, 1, 2], widths={"lstm": 128}, units=3,
         fixed=dict(task="char-lm", optimizer="adam", lr=2e-3, clip=1.0, batch_size=64, steps=600),
         task_options={"source": "text", "path": "../shared/data/rt-polarity"}),
+    "arjovsky2016-mnist.toml": dict(
+        cells=["lstm", "rnn"], seq_len=[784], seeds=[0, 1, 2], widths=dict.fromkeys(PAPER_WIDTHS, 128), units=12,
+        fixed={**ARJOVSKY_MNIST, "steps": 150000}, task_options={"source": "mnist", "val_size": 10000},
+        points=2, tiny=SEQ_IMAGE_TINY),
+    "arjovsky2016-pmnist-fashion-reduced.toml": dict(
+        cells=["lstm", "rnn"], seq_len=[784], seeds=[0], widths=dict.fromkeys(PAPER_WIDTHS, 128), units=2,
+        fixed={**ARJOVSKY_MNIST, "steps": 1000}, task_options={"source": "fashion-mnist", "permute": True},
+        tiny=SEQ_IMAGE_TINY),
+    "nangia2018-listops-reduced.toml": dict(
+        cells=["lstm", "gru", "rnn"], seq_len=[40], seeds=[0, 1, 2], widths=dict.fromkeys(PAPER_WIDTHS, 128),
+        units=9, fixed=dict(task="listops", optimizer="adam", lr=3e-3, clip=1.0, batch_size=64, steps=3000)),
 }
 
 # Parameter counts (cell + task head) that the headers quote for the paper's widths.
@@ -150,9 +168,19 @@ def test_the_paper_width_cells_have_about_equal_parameter_counts():
     assert all(abs(n - 70_000) < 700 for n in tcn)           # Table 1's "about 70K"
 
 
+def _tiny(name: str) -> tuple[int, dict[str, str]]:
+    """The tiny run's sequence length and task options for a study file."""
+    tiny = EXPECTED[name].get("tiny", {"seq_len": 5, "task_options": {"eval_size": "16"}})
+    return tiny["seq_len"], tiny["task_options"]
+
+
 def _tiny_args(name: str, out: Path) -> list[str]:
     extra = ["--grad-at", "1"] if load(STUDIES / name).grad_at else []   # the file's grad_at lies beyond 2 steps
-    return ["sweep", "--config", str(STUDIES / name), *TINY, *extra, "--out", str(out)]
+    seq_len, options = _tiny(name)
+    drop = {i for i, a in enumerate(TINY) if a in ("--seq-len", "--task-opt")}
+    args = [a for i, a in enumerate(TINY) if i not in drop and i - 1 not in drop]   # TINY less T and options
+    args += ["--seq-len", str(seq_len)] + [x for k, v in options.items() for x in ("--task-opt", f"{k}={v}")]
+    return ["sweep", "--config", str(STUDIES / name), *args, *extra, "--out", str(out)]
 
 
 @pytest.fixture(scope="module")
@@ -184,15 +212,17 @@ def test_a_study_runs_end_to_end_on_a_tiny_budget(name, tiny_runs):
     study = load(STUDIES / name)
     units = pd.read_csv(out / "units.csv")
     batches = want.get("batch_size", [want["fixed"].get("batch_size")])
-    assert len(units) == len(want["cells"]) * len(batches)     # seq_len and seeds overridden to one value each
+    # seq_len and seeds overridden to one value each; a swept task option (points) keeps its values
+    assert len(units) == len(want["cells"]) * len(batches) * want.get("points", 1)
     assert set(units["status"]) == {"ok"}
-    assert sorted(units["cell"]) == sorted(want["cells"] * len(batches))
+    assert sorted(units["cell"]) == sorted(want["cells"] * len(batches) * want.get("points", 1))
     assert set(units["steps"]) == {2} and set(units["seed"]) == {0}
     resolved = load(out / "sweep.toml")                      # the file with the command line applied
     assert resolved.task == study.task and resolved.cells == study.cells and resolved.reference == "lstm"
-    assert resolved.settings == {**study.settings, "steps": [2], "seq_len": [5]}
+    seq_len, options = _tiny(name)
+    assert resolved.settings == {**study.settings, "steps": [2], "seq_len": [seq_len]}
     assert resolved.cell_settings == study.cell_settings
-    assert resolved.task_options == {**study.task_options, "eval_size": ["16"]}
+    assert resolved.task_options == {**study.task_options, **{k: [v] for k, v in options.items()}}
     assert resolved.seeds == [0] and resolved.executor == {"name": "local", "jobs": 1}
     assert resolved.grad_at == ([1] if study.grad_at else None)
 
