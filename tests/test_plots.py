@@ -46,7 +46,8 @@ def test_run_makes_figures_and_a_report_by_default(run_folder):
         assert f"](figures/{name}.png)" in report
     summary = pd.read_csv(run_folder / "summary.csv")
     for row in summary.itertuples():
-        assert f"| {row.cell} | ok | 3 | 12 | {row.loss:.4f} | {row.eval_loss:.4f} |" in report
+        assert (f"| {row.cell} | ok | 3 | {row.hidden_size} | {row.params} | 12 | {row.loss:.4f} | "
+                f"{row.eval_loss:.4f} |") in report
     assert f"memoryless baseline loss {summary['baseline'][0]:.4f}" in report
 
 
