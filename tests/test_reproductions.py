@@ -187,3 +187,28 @@ def test_an_unrun_published_claim_points_to_the_reduced_study_that_ran_it(tmp_pa
     assert ours.loc[4, "evidence"] == "not run at this budget"        # T = 400: the reduced study did not run it
     theirs = table[table.study == "A fabricated paper: copy"].reset_index(drop=True)
     assert theirs.loc[0, "evidence"] == "test / baseline 0.6 [0.5, 0.7], 3 seeds"
+
+
+def test_a_study_whose_folder_is_not_here_keeps_what_the_page_reported(tmp_path, cli, monkeypatch):
+    # Built once with the folder, then again without it (a fresh checkout, another machine): the study's section
+    # and verdicts stand, marked as kept; a study that never ran is still "not run yet".
+    file = _fabricate(tmp_path)
+    (tmp_path / "other.toml").write_text(STUDY.replace("sweeps/fab", "sweeps/none").replace(
+        "A fabricated paper: copy", "Another paper"))
+    monkeypatch.chdir(tmp_path)
+    assert cli("reproductions", file.name, "other.toml", "--out", "page.md", "--figures", "figs")[0] == 0
+    first = (tmp_path / "page.md").read_text()
+    import shutil
+    shutil.rmtree(tmp_path / "sweeps" / "fab")
+    code, _, err = cli("reproductions", file.name, "other.toml", "--out", "page.md", "--figures", "figs")
+    assert code == 0, err
+    again = (tmp_path / "page.md").read_text()
+    assert "Kept from an earlier build of this page" in again
+    row = ("| A fabricated paper: copy | REDUCED | gru | 100 | partly reproduced | "
+           "test / baseline 0.015 [0.01, 0.02], 3 seeds |")
+    assert row in first and row in again
+    assert "| lstm | 100 | 3 | 0.8000 [0.8000, 0.8000] | 1.0000 [0.9000, 1.1000] |" in again   # the section itself
+    assert "| Another paper | REDUCED | lstm | 100 | not run yet |" in again
+    assert again.count("Kept from an earlier build") == 1     # not stacked on a third build
+    assert cli("reproductions", file.name, "other.toml", "--out", "page.md", "--figures", "figs")[0] == 0
+    assert (tmp_path / "page.md").read_text() == again

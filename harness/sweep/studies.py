@@ -281,9 +281,53 @@ def verdicts_table(studies: list[Study]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["study", "budget", "cell", "T", "verdict", "evidence"])
 
 
+KEPT_NOTE = ("*Kept from an earlier build of this page: this checkout has no sweep folder for the study, so its "
+             "section and verdicts stand as they were built from the folder that ran it.*")
+
+
+def previous_build(page: Path) -> tuple[dict[str, str], dict[str, list[dict[str, str]]]]:
+    """The page as it stands: each study's section (by title) and its rows of the verdict table."""
+    if not page.is_file():
+        return {}, {}
+    text = page.read_text()
+    sections: dict[str, str] = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        if title != "Verdicts":
+            sections[title.strip()] = "## " + chunk.rstrip() + "\n"
+    rows: dict[str, list[dict[str, str]]] = {}
+    verdicts = text.partition("\n## Verdicts\n")[2].split("\n## ")[0]
+    lines = [line for line in verdicts.splitlines() if line.startswith("|")]
+    if len(lines) > 2:
+        header = [c.strip() for c in lines[0].strip("|").split("|")]
+        for line in lines[2:]:
+            row = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
+            rows.setdefault(row.get("study", ""), []).append(row)
+    return sections, rows
+
+
+def _ran(section: str) -> bool:
+    """Whether a section of the page reports a run (its facts give the sweep's units)."""
+    return "\n- units: " in section
+
+
 def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) -> str:
-    """The whole page; also copies each study's figures under ``figures``."""
+    """The whole page; also copies each study's figures under ``figures``.
+
+    A study whose sweep folder is not here but which the page already reports keeps its section and its verdict
+    rows from the page as it stands (marked so), so that adding a study never erases another's recorded result.
+    """
     studies = [read_study(f, root) for f in files]
+    sections, previous_rows = previous_build(page)
+    kept = {s.title for s in studies if s.sweep is None and _ran(sections.get(s.title, ""))}
+    verdicts = verdicts_table(studies)
+    for title in {s.title for s in studies if s.sweep is None} & set(previous_rows):
+        if title in kept or any("reduced run" in r.get("evidence", "") for r in previous_rows[title]):
+            verdicts = pd.concat([verdicts[verdicts["study"] != title],
+                                  pd.DataFrame(previous_rows[title], columns=verdicts.columns)])
+    order = {s.title: i for i, s in enumerate(studies)}
+    verdicts = verdicts.sort_values("study", key=lambda t: t.map(order), kind="stable")
+    verdicts["T"] = verdicts["T"].map(lambda t: int(t) if str(t).isdigit() else t)  # kept rows come back as text
     lines = ["# Reproductions", "",
              "Built by `python -m harness reproductions` from the sweep folders of the study files in `studies/`; "
              "do not edit by hand. Each claim of a paper is checked by a fixed rule:", ""]
@@ -291,7 +335,12 @@ def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) 
     lines += ["", "Intervals are 95% percentile-bootstrap intervals over seeds (2 or 3 seeds: [min, max]); solve "
               "rates carry Wilson's interval (docs/sweeps.md). Test losses are in the task's units (copy: "
               "cross-entropy per step in nats; adding: mean squared error).", "", "## Verdicts", "",
-              markdown_table(verdicts_table(studies)), ""]
+              markdown_table(verdicts), ""]
     for study in studies:
-        lines += [study_markdown(study, figures, page), ""]
+        if study.title in kept:
+            section = sections[study.title].replace(KEPT_NOTE + "\n\n", "")
+            head, _, body = section.partition("\n\n")
+            lines += [head, "", KEPT_NOTE, "", body.rstrip(), ""]
+        else:
+            lines += [study_markdown(study, figures, page), ""]
     return "\n".join(lines)
