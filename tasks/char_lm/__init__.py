@@ -220,11 +220,11 @@ PRESETS = {
     # units, length-100 sequences, batch 64, Adam lr 0.002, clipping 1.0; 1.38 test BPC. 50 epochs (their
     # experiments/penntreebank_lstm.sh) of about 5.0M characters at 6,400 per step: about 39,000 steps.
     "ptb-char": {"seq_len": 100, "batch_size": 64, "hidden_size": 1000, "optimizer": "adam", "lr": 2e-3,
-                 "clip": 1.0, "steps": 39000, "threads": None, "task_options": {"source": "ptb-char"}},
+                 "clip": 1.0, "steps": 39000, "task_options": {"source": "ptb-char"}},
     # The same paper, Section 5.4 and Table 3: LSTM with 2000 units, length 180, batch 128, Adam lr 0.001,
     # clipping 1.0; 1.43 test BPC. 50 epochs of 90M characters (experiments/text8_lstm.sh): about 195,000 steps.
     "text8": {"seq_len": 180, "batch_size": 128, "hidden_size": 2000, "optimizer": "adam", "lr": 1e-3,
-              "clip": 1.0, "steps": 195000, "threads": None, "task_options": {"source": "text8"}},
+              "clip": 1.0, "steps": 195000, "task_options": {"source": "text8"}},
 }
 
 SPEC = TaskSpec(
@@ -232,10 +232,8 @@ SPEC = TaskSpec(
     description=DESCRIPTION,
     factory=CharLMTask,
     options=OPTIONS,
-    # Sized to decide on a 2-core CPU in about 3 minutes (docs/tasks.md, measured). One thread: on a shared 2-core
-    # machine torch's two threads stall each other (docs/sentiment.md, "Threads"); the presets, meant for bigger
-    # machines, give the choice back to torch.
-    defaults={"seq_len": 100, "batch_size": 32, "hidden_size": 128, "steps": 600, "lr": 2e-3, "threads": 1},
+    # Sized to decide on a 2-core CPU in about 3 minutes (docs/tasks.md, measured); one thread, as every run.
+    defaults={"seq_len": 100, "batch_size": 32, "hidden_size": 128, "steps": 600, "lr": 2e-3},
     presets=PRESETS,
 )
 
