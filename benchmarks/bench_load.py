@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="training steps per cell (default 1000)")
     parser.add_argument("--threads", default="default,2,2-passive",
                         help=f"comma-separated settings among {', '.join(SETTINGS)} (default: all)")
+    parser.add_argument("--conditions", default="quiet,busy,4x",
+                        help="comma-separated conditions among quiet, busy, 4x (default: all; quiet comes first)")
     args = parser.parse_args()
     cpus, limited_by = available_cpus()
     print(f"{cpus} CPUs available (by {limited_by}); load average before: {os.getloadavg()[0]:.2f}; "
@@ -80,6 +82,7 @@ def main() -> None:
             extra, env = SETTINGS[name]
             threads = 2 if "2" in name else 1
             conditions = {"quiet": 0, "busy": 2, "4x": max(1, 4 * cpus - threads)}
+            conditions = {name: busy for name, busy in conditions.items() if name in args.conditions.split(",")}
             quiet = None
             for condition, busy in conditions.items():
                 out = Path(tmp) / f"{name}-{condition}"
