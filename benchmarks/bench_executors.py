@@ -5,7 +5,7 @@
     python benchmarks/bench_executors.py --part overhead --busy 2   # the same beside 2 busy processes
 
 Part 1 runs the same 8-unit sweep (lstm and gru on copy, T = 10 and 20, 2 seeds,
-3,000 steps: each unit is a default copy run, over 20 s on one thread) with
+6,000 steps: over 20 s each on one thread, quiet) with
 --jobs 1 (one unit at a time) and with --jobs 2 (two at a time), back to back,
 each in a fresh folder. Every unit has one thread in both, so the numbers are
 the same and only the wall time differs.
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 SWEEP = [sys.executable, "-m", "harness", "sweep", "--task", "copy", "--no-plots", "--no-progress"]
-EIGHT_UNITS = ["--cells", "lstm,gru", "--seq-len", "10,20", "--seeds", "2", "--steps", "3000"]
+EIGHT_UNITS = ["--cells", "lstm,gru", "--seq-len", "10,20", "--seeds", "2", "--steps", "6000"]
 TINY = ["--cells", "lstm", "--seq-len", "5", "--steps", "1", "--hidden-size", "8", "--batch-size", "4",
         "--task-opt", "eval_size=16"]
 EXECUTORS = {"local": ["--executor", "local", "--jobs", "2"], "ray": ["--executor", "ray", "--jobs", "2"],
@@ -64,6 +64,21 @@ def speedup(root: Path, repeats: int) -> None:
     print(f"\nspeed-up of --jobs 2 over --jobs 1: {one / two:.2f}x\n")
 
 
+def startup(root: Path, repeats: int) -> None:
+    """What the local executor adds to one unit: a 1-unit sweep against the same unit as 'harness run', alternated."""
+    run = [sys.executable, "-m", "harness", "run", "--task", "copy", "--no-plots", "--no-progress", *TINY[:-2]]
+    walls: dict[str, list[float]] = {"run": [], "sweep": []}
+    for r in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([*run, "--task-opt", "eval_size=16", "--out", str(root / f"run-{r}")], capture_output=True,
+                       check=True)
+        walls["run"].append(time.perf_counter() - start)
+        walls["sweep"].append(timed([*TINY, "--seeds", "1", "--jobs", "1"], root / f"sweep1-{r}"))
+    one, many = statistics.median(walls["run"]), statistics.median(walls["sweep"])
+    print(f"| one tiny unit (median of {repeats}) | wall s |\n|---|---|\n| harness run | {one:.2f} |\n"
+          f"| harness sweep, local executor | {many:.2f} |\n\nthe sweep's own start-up: {many - one:.2f} s\n")
+
+
 def overhead(root: Path, executors: list[str]) -> None:
     print("| executor | start-up s (intercept) | fixed cost per unit s (slope) | 2 units s | 6 units s |")
     print("|---|---|---|---|---|")
@@ -77,7 +92,8 @@ def overhead(root: Path, executors: list[str]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=["speedup", "overhead", "both"], default="both")
+    p.add_argument("--part", choices=["speedup", "overhead", "startup", "both"], default="both",
+                   help="both: speedup, startup and overhead")
     p.add_argument("--repeats", type=int, default=1, help="runs of each --jobs setting, alternated (default 1)")
     p.add_argument("--executors", default=",".join(EXECUTORS), help="for the overhead part (default: all)")
     p.add_argument("--busy", type=int, default=0, help="run beside this many busy processes (default 0)")
@@ -87,6 +103,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if args.part in ("speedup", "both"):
                 speedup(Path(tmp), args.repeats)
+            if args.part in ("startup", "both"):
+                startup(Path(tmp), max(3, args.repeats))
             if args.part in ("overhead", "both"):
                 overhead(Path(tmp), args.executors.split(","))
     finally:
