@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -67,9 +68,7 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
     """The rate ``successes / n`` with Wilson's score interval (NaN for ``n = 0``)."""
     if n <= 0:
         return NONE
-    from scipy.stats import norm
-
-    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)  # the standard library's, not scipy.stats: 0.7 s of import
     p = successes / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
