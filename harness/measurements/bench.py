@@ -126,7 +126,6 @@ def bench_cell(spec: CellSpec, shape: Shape, device: torch.device, dtype: torch.
 
 
 def _failed(base: dict[str, Any], exc: Exception) -> list[dict[str, Any]]:
-    text = str(exc).strip().splitlines()
     reason = one_line(exc)
     return [{**base, "pass": p, "status": "failed", "reason": reason} for p in ("forward", "forward+backward")]
 

@@ -10,7 +10,6 @@ folder can be moved or zipped whole.
 from __future__ import annotations
 
 import html
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

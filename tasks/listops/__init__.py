@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness import Batch, HarnessError, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
+from harness import Batch, HarnessError, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
 from harness.contract import seeding
+from tasks.classify import LastStepClassification
 from tasks.listops.generator import CLOSE, Limits, N_VALUES, OPERATORS, PAD_ID, VOCAB, expression
 from tasks.listops.prior import prior
 
@@ -73,7 +74,7 @@ class ListOpsHead(TaskHead):
         return self.out(h[-1:])
 
 
-class ListOpsTask(Task):
+class ListOpsTask(LastStepClassification):
     name = "listops"
     accuracy_name = "test accuracy (value 0-9)"
     loss_unit = "cross-entropy (nats)"
@@ -120,16 +121,6 @@ class ListOpsTask(Task):
         batch = self._eval[split]
         for start in range(0, batch.batch_size, EVAL_BATCH):
             yield Batch(batch.x[:, start:start + EVAL_BATCH], batch.y[start:start + EVAL_BATCH])
-
-    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
-        """Mean cross-entropy of the logits ``pred (1, B, 10)`` against the values ``y (B,)``."""
-        return F.cross_entropy(pred[-1], y)
-
-    def metrics(self, pred: Tensor, y: Tensor) -> dict[str, float]:
-        return {"accuracy": (pred[-1].argmax(-1) == y).float().mean().item()}
-
-    def solved(self, test_metrics: Mapping[str, float]) -> bool:
-        return test_metrics["accuracy"] >= self.solved_at
 
     def config(self) -> dict[str, Any]:
         return {

@@ -20,15 +20,15 @@ image (ln 10 = 2.303 when balanced). Loss: cross-entropy; accuracy: argmax; solv
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness import Batch, HarnessError, Task, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
+from harness import Batch, HarnessError, TaskConfig, TaskHead, TaskOption, TaskSpec, hookimpl
 from harness.contract import seeding
+from tasks.classify import LastStepClassification
 from tasks.seq_image import data
 from tasks.seq_image.data import N_CLASSES, PIXELS
 
@@ -112,7 +112,7 @@ class SeqImageHead(TaskHead):
         return self.out(h[-1:])
 
 
-class SeqImageTask(Task):
+class SeqImageTask(LastStepClassification):
     name = "seq-image"
     accuracy_name = "test accuracy (10 classes)"
     loss_unit = "cross-entropy (nats)"
@@ -177,16 +177,6 @@ class SeqImageTask(Task):
             yield Batch(self.sequences(x[start:start + EVAL_BATCH]), y[start:start + EVAL_BATCH])
 
     # --------------------------------------------------------------- metrics
-
-    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
-        """Mean cross-entropy of the logits ``pred (1, B, 10)`` against the classes ``y (B,)``."""
-        return F.cross_entropy(pred[-1], y)
-
-    def metrics(self, pred: Tensor, y: Tensor) -> dict[str, float]:
-        return {"accuracy": (pred[-1].argmax(-1) == y).float().mean().item()}
-
-    def solved(self, test_metrics: Mapping[str, float]) -> bool:
-        return test_metrics["accuracy"] >= self.solved_at
 
     def config(self) -> dict[str, Any]:
         opts = self.opts
