@@ -156,3 +156,15 @@ def test_origins_follow_the_merge():
                         origins={"task": "f.toml", "settings.lr": "f.toml", "settings.steps": "f.toml"})
     merged = base.merged(SweepRequest(settings={"steps": [9]}))
     assert merged.origins == {"task": "f.toml", "settings.lr": "f.toml"}
+
+
+def test_a_grad_at_step_beyond_the_steps_is_blamed_on_the_files_key(tmp_path, cli):
+    """The step range is known only once each unit's steps are resolved; the error still names the file's key."""
+    path = _file(tmp_path, 'task = "copy"\ncells = ["lstm"]\ngrad_at = [500]\n[settings]\nsteps = 10\n')
+    code, _, err = cli("sweep", "--config", path, "--out", tmp_path / "o", "--no-progress")
+    (line,) = err.strip().splitlines()
+    assert code == 2 and line == (f"harness sweep: error: {path}: grad_at: 500 is not a training step; each must be "
+                                  "between 0 and 10, the run's steps"), line
+    assert not (tmp_path / "o" / "units").exists()
+    code, _, err = cli("sweep", "--config", path, "--grad-at", "700", "--out", tmp_path / "o", "--no-progress")
+    assert code == 2 and "error: --grad-at 700: each entry must be a step between 0 and 10" in err   # typed: the flag

@@ -43,7 +43,7 @@ from harness.commands.options import add_run_options, bounded_float, parse_pairs
 from harness.contract.errors import HarnessError, one_line
 from harness.contract.executors import ExecutorSettings
 from harness.plugins.registry import load_registry
-from harness.run.config import RUN_OPTIONS, RunOption, task_defaults
+from harness.run.config import RUN_OPTIONS, GradStepError, RunOption, task_defaults
 from harness.sweep.engine import SweepInterrupted, default_jobs, run_sweep, threads_per_unit
 from harness.sweep.files import SweepRequest, load
 from harness.sweep.grid import HorizonRule, SweepSpec, parse_seeds, parse_values
@@ -272,6 +272,12 @@ def main(args) -> int:
     try:
         outcome = run_sweep(spec, registry, executor, exec_settings, retry_failed=args.retry_failed,
                             progress=not args.no_progress, command=sys.argv[1:])
+    except GradStepError as exc:
+        origin = request.origins.get("grad_at")
+        if origin is None:
+            raise
+        raise HarnessError(f"{origin}: grad_at: {exc.step} is not a training step; each must be between 0 and "
+                           f"{exc.steps}, the run's steps") from None
     except SweepInterrupted as stop:
         done = stop.outcome
         finished = done.already + len(done.results)

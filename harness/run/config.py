@@ -34,6 +34,14 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+class GradStepError(HarnessError):
+    """A ``--grad-at`` step outside ``0..steps``; a sweep names its file's ``grad_at`` instead of the flag."""
+
+    def __init__(self, message: str, step: int, steps: int):
+        super().__init__(message)
+        self.step, self.steps = step, steps
+
+
 @dataclass(frozen=True)
 class RunOption(TaskOption):
     """One setting of a run, declared once for ``run``, ``sweep`` and Python: a :class:`TaskOption` (type,
@@ -189,7 +197,7 @@ def resolve_config(task_spec: TaskSpec, cells: Sequence[str], *, preset: str | N
     grad_steps = sorted(set(int(s) for s in grad_at))
     for step in grad_steps:
         if not 0 <= step <= steps:
-            raise HarnessError(f"--grad-at {step}: each entry must be a step between 0 and {steps}")
+            raise GradStepError(f"--grad-at {step}: each entry must be a step between 0 and {steps}", step, steps)
     try:
         options = resolve_task_options(task_spec.options, {**preset_options, **dict(task_options or {})})
     except ValueError as exc:
