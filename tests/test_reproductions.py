@@ -10,7 +10,8 @@ import pytest
 
 from harness.sweep.aggregate import sweep_summary
 from harness.sweep.horizon import horizons
-from harness.sweep.studies import NOT, NOT_RUN, PARTLY, REPRODUCED, claims_table, judge, read_study, verdicts_table
+from harness.sweep.studies import (NOT, NOT_RUN, PARTLY, REPRODUCED, UNTESTABLE, claims_table, judge, read_study,
+                                   verdicts_table)
 
 STUDY = """
 task = "copy"
@@ -108,6 +109,29 @@ def test_each_claim_gets_the_rule_s_verdict_with_its_numbers(study):
     assert table.iloc[2]["solved"] == "2/3" and "some seeds, not most for sure" in table.iloc[2]["why"]
     assert "at or above the baseline" in table.iloc[3]["why"]
     assert table.iloc[4]["why"] == "the sweep has not run this point"
+
+
+def test_a_claim_the_budget_cannot_test_gets_its_reason_and_numbers_not_a_verdict(tmp_path):
+    file = _fabricate(tmp_path)
+    why = "at 200 steps the paper's own LSTM is still at the baseline"
+    file.write_text(STUDY.replace('paper = "the LSTM still gets below the baseline at T = 200"',
+                                  f'paper = "the LSTM still gets below the baseline at T = 200"\nuntestable = "{why}"'))
+    table = claims_table(read_study(file, root=tmp_path))
+    row = table.iloc[3]                                    # the rule alone would say: not reproduced
+    assert row["verdict"] == UNTESTABLE and row["why"].startswith(why) and "at or above the baseline" in row["why"]
+    assert row["test / baseline"] == "1 [0.98, 1.02]"
+    assert list(table["verdict"])[:3] == [REPRODUCED, REPRODUCED, PARTLY]   # the other claims keep their verdicts
+
+
+def test_an_empty_untestable_reason_is_refused(tmp_path):
+    from harness.contract.errors import HarnessError
+    from harness.sweep.files import load
+
+    file = tmp_path / "s.toml"
+    file.write_text('task = "copy"\ncells = ["lstm"]\n[[claims]]\ncell = "lstm"\nclaim = "below_baseline"\n'
+                    'paper = "p"\nuntestable = ""\n')
+    with pytest.raises(HarnessError, match=r"claims\[0\]\.untestable: must say why"):
+        load(file)
 
 
 def test_the_rules_at_their_edges():

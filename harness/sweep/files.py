@@ -32,6 +32,7 @@
     seq_len = 100
     claim = "below_baseline"       # below_baseline, at_baseline or solves
     paper = "what the paper says, and where"
+    untestable = "why"             # optional: the budget cannot test the claim; the page says so, not a verdict
 
 A file and the command line fill the same :class:`SweepRequest`; an option
 given on the command line replaces the file's value for that key. The request
@@ -125,7 +126,7 @@ CLAIM_KINDS = {
     "at_baseline": "the cell stays at the memoryless baseline (learns nothing that needs memory)",
     "solves": "the cell solves the task (its documented criterion)",
 }
-CLAIM_KEYS = {"cell", "claim", "paper", "value", "seq_len", "where"}
+CLAIM_KEYS = {"cell", "claim", "paper", "value", "seq_len", "where", "untestable"}
 
 
 @dataclass
@@ -335,6 +336,8 @@ def _read(data: dict[str, Any], path: Path, bad) -> SweepRequest:
             raise bad(f"{where}.value", "must be a number (the paper's, in the task's loss units)")
         if "seq_len" in claim and not isinstance(claim["seq_len"], int):
             raise bad(f"{where}.seq_len", "must be a whole number (one of the swept T)")
+        if "untestable" in claim and not (isinstance(claim["untestable"], str) and claim["untestable"].strip()):
+            raise bad(f"{where}.untestable", "must say why the budget cannot test the claim, as a string")
         if "where" in claim and not isinstance(claim["where"], dict):
             raise bad(f"{where}.where", "must be a table of other swept settings, e.g. where = { hidden_size = 40 }")
         request.claims.append(dict(claim))

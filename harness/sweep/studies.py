@@ -34,6 +34,9 @@ RULES = {
 }
 
 REPRODUCED, PARTLY, NOT, NOT_RUN = "reproduced", "partly reproduced", "not reproduced", "not run yet"
+UNTESTABLE = "not testable at this budget"
+UNTESTABLE_RULE = ("a claim whose study marks it `untestable` (the budget is too small for its outcome to say "
+                   "anything about the claim) gets no verdict: the page gives the numbers and the study's reason")
 
 
 @dataclass
@@ -131,6 +134,8 @@ def claims_table(study: Study) -> pd.DataFrame:
                         "test / baseline": _ci(s["loss_ratio_mean"], s["loss_ratio_lo"], s["loss_ratio_hi"]),
                         "solved": f"{int(s['solved'])}/{int(s['n_seeds'] + s['n_diverged'])}"})
             row["verdict"], row["why"] = judge(claim["claim"], s)
+            if claim.get("untestable"):  # the numbers stand; the rule's verdict would read as evidence it is not
+                row["verdict"], row["why"] = UNTESTABLE, f"{claim['untestable']} (measured: {row['why']})"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -332,6 +337,7 @@ def build(files: list[Path], page: Path, figures: Path, root: Path = Path(".")) 
              "Built by `python -m harness reproductions` from the sweep folders of the study files in `studies/`; "
              "do not edit by hand. Each claim of a paper is checked by a fixed rule:", ""]
     lines += [f"- **{kind}** ({CLAIM_KINDS[kind]}): {rule}." for kind, rule in RULES.items()]
+    lines += [f"- **{UNTESTABLE}**: {UNTESTABLE_RULE}."]
     lines += ["", "Intervals are 95% percentile-bootstrap intervals over seeds (2 or 3 seeds: [min, max]); solve "
               "rates carry Wilson's interval (docs/sweeps.md). Test losses are in the task's units (copy: "
               "cross-entropy per step in nats; adding: mean squared error).", "", "## Verdicts", "",
