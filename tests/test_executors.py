@@ -119,6 +119,32 @@ def test_jobs_never_change_the_numbers(tmp_path):
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
 
 
+def _processes_with(marker: str) -> list[int]:
+    """The live processes whose environment holds ``marker`` (Linux's /proc)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+        except OSError:
+            pass                                                   # gone, or not ours to read
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads other processes' environments in /proc")
+def test_no_process_of_a_sweep_outlives_it(tmp_path):
+    # The forkserver used to outlive the sweep by most of a second (its own interpreter shutdown, torch loaded),
+    # holding the sweep's stdout open: a pipe's reader ('| tee', subprocess.run) waited for it.
+    marker = f"HARNESS_TEST_MARKER={tmp_path.name}"
+    env = {**os.environ, "HARNESS_TEST_MARKER": tmp_path.name}
+    with open(tmp_path / "out.txt", "w") as log:
+        sweep = subprocess.Popen([sys.executable, "-m", "harness", "sweep", "--cells", "lstm", "--seeds", "2",
+                                  "--jobs", "2", "--out", str(tmp_path / "sweep"), *TINY], stdout=log,
+                                 stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        assert sweep.wait(timeout=600) == 0, (tmp_path / "out.txt").read_text()[-3000:]
+    assert _processes_with(marker) == []                          # no forkserver, no unit left behind
+
+
 def test_a_resume_with_another_thread_count_is_refused_in_one_line(tmp_path):
     out = tmp_path / "sweep"
     first = subprocess.run([sys.executable, "-m", "harness", "sweep", "--cells", "lstm", "--seeds", "1",

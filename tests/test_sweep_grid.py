@@ -9,6 +9,7 @@ import pytest
 
 from harness.contract.errors import HarnessError
 from harness.sweep.grid import SweepSpec, expand, parse_seeds, unit_id
+from harness.sweep.order import longest_first
 from fake_cells import CountingExecutor, CountingPlugin, MisbehavingPlugin
 
 TINY = ["--steps", "4", "--hidden-size", "6", "--batch-size", "4", "--task-opt", "eval_size=8", "--no-progress",
@@ -42,6 +43,20 @@ def test_expansion_is_the_product_ordered_seed_by_seed(registry, tmp_path):
     assert first.point == {"seq_len": 5, "copy_len": 2} and first.config["steps"] == 3
     assert first.config["task_options"] == {"n_symbols": 8, "copy_len": 2, "eval_size": 512}
     assert first.config["cells"] == ["lstm"] and first.config["threads"] == 1
+
+
+def test_units_start_seed_by_seed_longest_first_and_finished_units_teach_each_cells_speed(registry, tmp_path):
+    spec = SweepSpec(task="copy", cells=["lstm", "rnn"], seeds=[0, 1], settings={"seq_len": [5, 20]})
+    units = expand(spec, registry, tmp_path, threads=1)
+    order = [(u.seed, u.point["seq_len"]) for u in longest_first(units)]
+    assert order == [(0, 20)] * 2 + [(0, 5)] * 2 + [(1, 20)] * 2 + [(1, 5)] * 2   # no long unit left for the end
+    assert sorted(u.id for u in longest_first(units)) == sorted(u.id for u in units)
+    # A finished unit says rnn took 10x lstm's time per unit of work: rnn's T=5 now outranks lstm's T=20.
+    by_label = {u.label: u for u in units}
+    known = {u.id: {"cell": u.cell, "config": dict(u.config), "result": {"status": "ok", "wall_s": w}}
+             for u, w in ((by_label["lstm (seq_len=5, seed 0)"], 1.0), (by_label["rnn (seq_len=5, seed 0)"], 10.0))}
+    first_seed = [(u.cell, u.point["seq_len"]) for u in longest_first(units, known)[:4]]
+    assert first_seed == [("rnn", 20), ("rnn", 5), ("lstm", 20), ("lstm", 5)]
 
 
 def test_unit_identity_is_the_resolved_settings_not_the_grid_or_the_threads(registry, tmp_path):
@@ -83,6 +98,7 @@ def test_a_second_identical_call_runs_nothing_and_a_widened_grid_only_the_new_un
     wider = [a if a != "3" else "3,4" for a in args]
     code, _, _ = cli(*wider[:wider.index("2")], "3", *wider[wider.index("2") + 1:])
     assert code == 0
+    assert counting.ran[:2] == [f"{c} (seq_len=4, seed 0)" for c in ("lstm", "rnn")]  # the longer units first
     assert sorted(counting.ran) == sorted([f"{c} (seq_len=3, seed 2)" for c in ("lstm", "rnn")]
                                           + [f"{c} (seq_len=4, seed {s})" for c in ("lstm", "rnn") for s in (0, 1, 2)])
     units = pd.read_csv(out / "units.csv")

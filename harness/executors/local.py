@@ -27,6 +27,7 @@ processes it started go too), and it comes back as ``timeout``.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -133,6 +134,8 @@ class LocalExecutor:
         rather than before the first unit."""
         self.context.set_forkserver_preload([work.__module__, *PRELOAD_ALSO, *self.preload])
         multiprocessing.forkserver.ensure_running()
+        atexit.unregister(_stop_forkserver)  # registered once, however many sweeps this process runs
+        atexit.register(_stop_forkserver)
 
     def run(self, units: Sequence[Unit], work: Callable[[Unit], UnitResult],
             done: Callable[[UnitResult], None]) -> None:
@@ -164,6 +167,23 @@ class LocalExecutor:
                 process.kill()
                 process.join()
         pool.shutdown(wait=True)
+
+
+def _stop_forkserver() -> None:
+    """End the forkserver as this process exits (``atexit``; every unit has ended by then). Left to itself it
+    exits after this process, through a full interpreter shutdown with torch loaded (most of a second), holding
+    the sweep's stdout and stderr open all the while: whoever reads them (a pipe, ``| tee``, a CI log, a script's
+    ``subprocess.run``) would wait that long after the sweep. It holds nothing worth a clean exit, so SIGKILL.
+    Until then it stays up, so that further sweeps in the same process (a notebook, the tests) start at once."""
+    server = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    pid = getattr(server, "_forkserver_pid", None)  # CPython's own (3.4 to 3.14); absent: let it exit by itself
+    if pid is None or not callable(getattr(server, "_stop", None)):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    server._stop()  # reaps it and removes its socket
 
 
 @hookimpl

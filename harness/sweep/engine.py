@@ -24,6 +24,7 @@ from harness.plugins.registry import Registry
 from harness.run.config import DEFAULT_THREADS
 from harness.sweep.folder import UNIT_FILE, SweepFolder
 from harness.sweep.grid import SweepSpec, Unit, expand
+from harness.sweep.order import longest_first
 from harness.sweep.unit import FINISHED, RESULT_FILE, RETRYABLE, TimedUnit, damaged, run_unit, write_result
 
 
@@ -151,7 +152,8 @@ def run_sweep(spec: SweepSpec, registry: Registry, executor: ExecutorSpec, setti
     if not todo:
         folder.write_tables()
         return outcome
-    todo = [TimedUnit.of(unit, settings.unit_timeout) for unit in todo]
+    # Longest first, so that no long unit starts last and runs alone (the order changes no number).
+    todo = [TimedUnit.of(unit, settings.unit_timeout) for unit in longest_first(todo, folder.units)]
     for unit in todo:
         folder.prepare(unit)
     folder.write_tables(summary=False)
